@@ -1,0 +1,25 @@
+"""Shared fixtures: the real sample data folder and a small demo scene."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared/data, skipping the calling test when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real sample data not found at {path} (the ../shared folder is absent)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_demo():
+    """A small demo scene: 4 views of 96x72, a 256x256 atlas, 320 faces."""
+    from rrd.demo_scene import make_demo_scene
+
+    return make_demo_scene(seed=0, width=96, height=72, n_views=4, atlas_size=256, subdivisions=2)
