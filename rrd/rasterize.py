@@ -110,6 +110,42 @@ def _edge(ax, ay, bx, by, px, py):
     return (bx - ax) * (py - ay) - (by - ay) * (px - ax)
 
 
+def _expand(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For counts (N,): (owner index, position within owner) of every one of the sum(counts) items."""
+    owner = torch.repeat_interleave(torch.arange(len(counts)), counts)
+    return owner, torch.arange(len(owner)) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+
+
+def _spans(fxy, area, ids, y0, rows, W):
+    """Covered pixel spans of faces ``ids`` on their bounding-box rows (scanline coverage).
+
+    On row i, each edge's function is affine in x, so "pixel centre (j + 0.5, i + 0.5) is inside"
+    is an interval of j per edge; a span is the intersection of the three intervals.
+    Returns (index into ``ids``, row, first column, pixel count) per (face, row) with a non-empty span.
+    """
+    owner, k = _expand(rows)
+    f = ids[owner]
+    y = y0[owner] + k
+    cy = y.double() + 0.5
+    p = fxy[f]
+    s = torch.sign(area[f])
+    lo = torch.zeros_like(y)
+    hi = torch.full_like(y, W - 1)
+    for a, b in ((1, 2), (2, 0), (0, 1)):
+        ax, ay, bx, by = p[:, a, 0], p[:, a, 1], p[:, b, 0], p[:, b, 1]
+        alpha = -(by - ay) * s  # edge function = alpha * x + beta >= 0 inside
+        beta = ((bx - ax) * (cy - ay) + (by - ay) * ax) * s
+        with torch.no_grad():
+            root = -beta / alpha - 0.5
+        rising, falling = alpha > 0, alpha < 0
+        lo = torch.where(rising, torch.maximum(lo, torch.ceil(root).clamp(-1, W).long()), lo)
+        hi = torch.where(falling, torch.minimum(hi, torch.floor(root).clamp(-1, W).long()), hi)
+        hi = torch.where((alpha == 0) & (beta < 0), -1, hi)
+    count = (hi - lo + 1).clamp_min(0)
+    keep = count > 0
+    return owner[keep], y[keep], lo[keep], count[keep]
+
+
 def _rasterize_cpu(mesh: TexturedMesh, camera: Camera, near: float) -> Fragments:
     H, W = camera.height, camera.width
     xy, z = _screen(mesh, camera)
@@ -117,50 +153,31 @@ def _rasterize_cpu(mesh: TexturedMesh, camera: Camera, near: float) -> Fragments
     fxy = xy[faces]  # (F, 3, 2)
     fz = z[faces]  # (F, 3)
     area = _edge(fxy[:, 0, 0], fxy[:, 0, 1], fxy[:, 1, 0], fxy[:, 1, 1], fxy[:, 2, 0], fxy[:, 2, 1])
-    # Pixel j is a candidate when its centre j + 0.5 lies inside the face's bounding box.
-    lo = torch.ceil(fxy.amin(1) - 0.5)
-    hi = torch.floor(fxy.amax(1) - 0.5)
-    visible = (fz > near).all(1) & (area != 0) & torch.isfinite(fxy).all(2).all(1)
-    lo[:, 0].clamp_(0, W)
-    lo[:, 1].clamp_(0, H)
-    hi[:, 0].clamp_(-1, W - 1)
-    hi[:, 1].clamp_(-1, H - 1)
-    visible &= (hi >= lo).all(1)
+    # Row i is a candidate when its centre i + 0.5 lies inside the face's vertical extent.
+    y0 = torch.ceil(fxy[:, :, 1].amin(1) - 0.5).clamp(0, H)
+    y1 = torch.floor(fxy[:, :, 1].amax(1) - 0.5).clamp(-1, H - 1)
+    x_in = (fxy[:, :, 0].amax(1) >= 0) & (fxy[:, :, 0].amin(1) <= W)
+    visible = (fz > near).all(1) & (area != 0) & torch.isfinite(fxy).all(2).all(1) & (y1 >= y0) & x_in
     ids = torch.nonzero(visible).squeeze(1)
-    x0, y0 = lo[ids, 0].long(), lo[ids, 1].long()
-    bw = (hi[ids, 0].long() - x0 + 1)
-    count = bw * (hi[ids, 1].long() - y0 + 1)
+    y0, rows = y0[ids].long(), (y1[ids] - y0[ids] + 1).long()
+    widths = (fxy[ids, :, 0].amax(1).clamp(0, W) - fxy[ids, :, 0].amin(1).clamp(0, W)).long() + 2
+    # 1/z is affine in screen space: 1/z = sum_i l_i / z_i with l_i the screen barycentrics.
+    inv_z_plane = _inverse_depth_planes(fxy[ids], fz[ids], area[ids])
 
     zbuf = torch.full((H * W,), torch.iinfo(torch.int64).max, dtype=torch.int64)
-    ends = torch.cumsum(count, 0)
-    start = 0
-    while start < len(ids):
-        # Take faces until the chunk holds _CHUNK candidates (at least one face).
-        base = ends[start - 1] if start > 0 else torch.tensor(0)
-        stop = int(torch.searchsorted(ends, base + _CHUNK, right=True))
-        stop = max(stop, start + 1)
-        sel = slice(start, stop)
-        n = count[sel]
-        local_face = torch.repeat_interleave(torch.arange(stop - start), n)
-        offset = torch.arange(int(n.sum())) - torch.repeat_interleave(torch.cumsum(n, 0) - n, n)
-        px = x0[sel][local_face] + offset % bw[sel][local_face]
-        py = y0[sel][local_face] + offset // bw[sel][local_face]
-        f = ids[sel][local_face]
-        cx, cy = px.double() + 0.5, py.double() + 0.5
-        p = fxy[f]
-        s = torch.sign(area[f])
-        w0 = _edge(p[:, 1, 0], p[:, 1, 1], p[:, 2, 0], p[:, 2, 1], cx, cy) * s
-        w1 = _edge(p[:, 2, 0], p[:, 2, 1], p[:, 0, 0], p[:, 0, 1], cx, cy) * s
-        w2 = _edge(p[:, 0, 0], p[:, 0, 1], p[:, 1, 0], p[:, 1, 1], cx, cy) * s
-        inside = (w0 >= 0) & (w1 >= 0) & (w2 >= 0)
-        f, w0, w1, w2 = f[inside], w0[inside], w1[inside], w2[inside]
-        pix = (py * W + px)[inside]
-        zf = fz[f]
-        inv_depth = (w0 / zf[:, 0] + w1 / zf[:, 1] + w2 / zf[:, 2]) / (w0 + w1 + w2)
-        # Positive float32 bit patterns order like the floats: depth in the high word, face id breaks ties.
-        depth_bits = (1.0 / inv_depth).float().view(torch.int32).long()
-        zbuf.scatter_reduce_(0, pix, (depth_bits << 32) | f, reduce="amin")
-        start = stop
+    for sel in _chunks(rows * widths, _CHUNK):
+        local, y, x0, count = _spans(fxy, area, ids[sel], y0[sel], rows[sel], W)
+        local = local + sel.start
+        f = ids[local]
+        for part in _chunks(count, _CHUNK):
+            owner, k = _expand(count[part])
+            x = x0[part][owner] + k
+            yy = y[part][owner]
+            plane = inv_z_plane[local[part][owner]]
+            inv_depth = plane[:, 0] * (x.double() + 0.5) + plane[:, 1] * (yy.double() + 0.5) + plane[:, 2]
+            # Positive float32 bit patterns order like the floats: depth in the high word, face id breaks ties.
+            depth_bits = (1.0 / inv_depth).float().view(torch.int32).long()
+            zbuf.scatter_reduce_(0, yy * W + x, (depth_bits << 32) | f[part][owner], reduce="amin")
 
     covered = zbuf != torch.iinfo(torch.int64).max
     pix = torch.nonzero(covered).squeeze(1)
@@ -170,6 +187,28 @@ def _rasterize_cpu(mesh: TexturedMesh, camera: Camera, near: float) -> Fragments
     bary, uv, uv_dx, uv_dy, depth = _interpolate(fxy[f], fz[f], torch.from_numpy(mesh.uv).double()[f],
                                                  (pix % W).double() + 0.5, (pix // W).double() + 0.5)
     return _assemble(H, W, pix, face, bary, depth, uv, uv_dx, uv_dy)
+
+
+def _chunks(sizes: torch.Tensor, budget: int):
+    """Consecutive slices of ``sizes`` whose sums stay under ``budget`` (at least one item each)."""
+    ends = torch.cumsum(sizes, 0)
+    start = 0
+    while start < len(sizes):
+        base = int(ends[start - 1]) if start > 0 else 0
+        stop = max(int(torch.searchsorted(ends, base + budget, right=True)), start + 1)
+        yield slice(start, stop)
+        start = stop
+
+
+def _inverse_depth_planes(p, zf, area):
+    """(N, 3) coefficients (a, b, c) with 1/z = a x + b y + c over each face's screen plane."""
+    nxt, prv = [1, 2, 0], [2, 0, 1]
+    ax, ay = p[:, nxt, 0], p[:, nxt, 1]
+    bx, by = p[:, prv, 0], p[:, prv, 1]
+    dl_dx = -(by - ay) / area[:, None]
+    dl_dy = (bx - ax) / area[:, None]
+    l0 = _edge(ax, ay, bx, by, torch.zeros_like(ax), torch.zeros_like(ay)) / area[:, None]
+    return torch.stack([(dl_dx / zf).sum(1), (dl_dy / zf).sum(1), (l0 / zf).sum(1)], dim=1)
 
 
 def _interpolate(p, zf, uvf, cx, cy):
