@@ -1,0 +1,111 @@
+"""COLMAP sparse models (text or binary) through pycolmap, and whole COLMAP-posed scenes.
+
+COLMAP's camera convention is the one of :mod:`rrd.scene` (world-to-camera ``x = R X + t``, +Y down,
++Z forward, pixel centres at +0.5), so K, R and t are taken over unchanged. Only undistorted pinhole
+models can be rendered: run ``colmap image_undistorter`` (or ``pycolmap.undistort_images``) first
+and point the loader at the undistorted workspace (its ``sparse/`` and ``images/``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rrd.errors import InputError
+from rrd.scene import Camera, Scene
+
+__all__ = ["PINHOLE_MODELS", "read_colmap_cameras", "load_colmap_scene"]
+
+PINHOLE_MODELS = ("PINHOLE", "SIMPLE_PINHOLE")
+"""COLMAP camera models without lens distortion, the only ones rendered directly."""
+
+
+def _model_name(camera) -> str:
+    model = getattr(camera, "model", None)
+    # pycolmap >= 0.5 has an enum `model`; older releases had a string `model_name`.
+    name = getattr(model, "name", None)
+    return str(name if name is not None else camera.model_name)
+
+
+def _cam_from_world(image):
+    pose = image.cam_from_world
+    # A method in pycolmap >= 3.12 and 4.x, a property in <= 3.11.
+    return pose() if callable(pose) else pose
+
+
+def read_colmap_cameras(model_dir: str | Path) -> list[Camera]:
+    """Read the posed images of a COLMAP sparse model.
+
+    Args:
+        model_dir: folder with ``cameras``/``images``/``points3D`` as ``.txt`` or ``.bin``.
+    Returns:
+        One :class:`Camera` per image with a pose, sorted by image name; ``name`` is COLMAP's image
+        name (the photo's path relative to the images folder). Images without a pose are skipped
+        with a warning.
+    Raises:
+        InputError: missing or unreadable model, a camera model with lens distortion, no posed image.
+    """
+    import pycolmap  # heavy import, only for COLMAP users
+
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise InputError(f"{model_dir}: COLMAP model folder not found")
+    for stem in ("cameras", "images"):
+        if not any((model_dir / f"{stem}{ext}").is_file() for ext in (".bin", ".txt")):
+            raise InputError(f"{model_dir}: not a COLMAP sparse model (no {stem}.bin or {stem}.txt)")
+    try:
+        rec = pycolmap.Reconstruction(str(model_dir))
+    except Exception as err:  # pycolmap raises ValueError/RuntimeError with COLMAP's own text
+        raise InputError(f"{model_dir}: cannot read the COLMAP model ({str(err).strip().splitlines()[-1]})") from None
+
+    distorted = sorted({_model_name(c) for c in rec.cameras.values()} - set(PINHOLE_MODELS))
+    if distorted:
+        raise InputError(f"{model_dir}: camera model {', '.join(distorted)} has lens distortion; only "
+                         f"PINHOLE/SIMPLE_PINHOLE are rendered directly; undistort the workspace first, e.g. "
+                         f"`colmap image_undistorter` or `pycolmap.undistort_images`")
+    cameras, unposed = [], []
+    for image in sorted(rec.images.values(), key=lambda im: im.name):
+        if not image.has_pose:
+            unposed.append(image.name)
+            continue
+        pose = _cam_from_world(image)
+        cam = rec.cameras[image.camera_id]
+        cameras.append(Camera(np.asarray(cam.calibration_matrix()), np.asarray(pose.rotation.matrix()),
+                              np.asarray(pose.translation), int(cam.width), int(cam.height), image.name))
+    if unposed:
+        warnings.warn(f"{model_dir}: skipped {len(unposed)} images without a pose: {', '.join(unposed)}",
+                      stacklevel=2)
+    if not cameras:
+        raise InputError(f"{model_dir}: the COLMAP model has no posed image")
+    return cameras
+
+
+def load_colmap_scene(model_dir: str | Path, images_dir: str | Path, mesh_path: str | Path,
+                      texture_paths: Sequence[str | Path] | None = None, scale: float = 1.0,
+                      name: str | None = None) -> Scene:
+    """Load a scene posed by COLMAP: cameras, photos, textured mesh and atlas.
+
+    Args:
+        model_dir: the (undistorted) sparse model, see :func:`read_colmap_cameras`.
+        images_dir: the folder of the (undistorted) photos named as in the model.
+        mesh_path: an OpenMVS textured ``.ply`` or a Meshroom/AliceVision ``.obj``, in the model's
+            world frame (see :func:`rrd_pipeline.loaders.read_textured_mesh`).
+        texture_paths: for a ``.ply``, texture files overriding its ``TextureFile`` comments
+            (tile 1001 + k for the k-th).
+        scale: photo resize factor in (0, 1]; photos and cameras are scaled together.
+        name: scene label; default the mesh file's stem.
+    Returns:
+        The :class:`Scene`, cameras sorted by image name, photos ``uint8``.
+    Raises:
+        InputError: any problem with the inputs, naming the file.
+    """
+    # Imported here: the package module imports this one and defines the mesh dispatcher.
+    from rrd_pipeline.loaders import read_textured_mesh
+    from rrd_pipeline.loaders.images import load_photos
+
+    mesh, atlas = read_textured_mesh(mesh_path, texture_paths)
+    cameras, photos = load_photos(read_colmap_cameras(model_dir), images_dir, scale)
+    return Scene(mesh, atlas, cameras, photos, name or Path(mesh_path).stem, [c.name for c in cameras])
