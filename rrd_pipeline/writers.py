@@ -25,8 +25,8 @@ from PIL import Image
 from rrd.errors import InputError
 from rrd.scene import Atlas, TexturedMesh
 
-__all__ = ["LOSSLESS_SUFFIXES", "OBJ_CONVENTIONS", "atomic_write", "to_uint8", "write_image", "write_atlas", "write_obj",
-           "write_ply"]
+__all__ = ["LOSSLESS_SUFFIXES", "OBJ_CONVENTIONS", "atomic_write", "to_uint8", "write_image", "write_atlas",
+           "write_obj", "write_ply"]
 
 LOSSLESS_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".exr")
 """Image file endings :func:`write_atlas` accepts (JPEG is lossy and would change the atlas)."""

@@ -5,8 +5,8 @@ Pixel values:
     16-bit PNG / TIFF             -> ``float32`` (H, W, 3), ``value / 65535``.
     float TIFF                    -> ``float32`` (H, W, 3), values as stored.
     OpenEXR                       -> ``float32`` (H, W, 3), values as stored (no transfer curve is
-                                     applied or removed; AliceVision writes its textures in the colour
-                                     space of the photos unless told otherwise).
+                                     applied or removed here; AliceVision writes EXR textures and
+                                     PrepareDenseScene images as linear light, see :func:`load_photos`).
 Grey images are repeated to three channels; alpha is dropped. EXIF orientation is ignored, as COLMAP
 and AliceVision ignore it when they calibrate (the stored pixel grid is the one the cameras describe).
 Image conventions (row 0 at the top, pixel centres at +0.5) are those of :mod:`rrd.scene`.

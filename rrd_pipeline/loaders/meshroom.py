@@ -295,7 +295,8 @@ def read_sfm_views(path: str | Path) -> list[SfmView]:
                 continue
             intr = intrinsics.get(str(view.get("intrinsicId", "")))
             if intr is None:
-                raise InputError(f"{path}: view {name} uses intrinsic {view.get('intrinsicId')!r}, which is not defined")
+                raise InputError(f"{path}: view {name} uses intrinsic {view.get('intrinsicId')!r}, "
+                                 "which is not defined")
             R = np.asarray([float(x) for x in pose["rotation"]]).reshape(3, 3, order="F")
             C = np.asarray([float(x) for x in pose["center"]])
             width, height = int(intr["width"]), int(intr["height"])

@@ -1,0 +1,126 @@
+"""R-RD optimisation of a texture atlas: minimise estimated bits + lambda x rendering distortion.
+
+    L(T) = R(T) + lambda * D(T)
+
+``R`` is a differentiable rate model of the codec that will store the atlas (bits, see
+:mod:`rrd.rate`); ``D`` the rendering distortion of :mod:`rrd.distortion`, in 8-bit atlas-equivalent
+SSE, so lambda has the meaning it has inside an encoder (bits per unit of 8-bit SSE), which is how
+:func:`lambda_for` ties it to the operating point.
+
+The step is gradient descent preconditioned by the diagonal of the distortion Hessian (each texel's
+render weight), with heavy-ball momentum and a projection onto [0, 1]: per-texel adaptive
+optimisers (Adam) rescale every texel's step and make lambda nearly ineffective.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from rrd.distortion import DistortionModel
+
+__all__ = ["OptimizeSettings", "OptimizeResult", "optimize_atlas", "lambda_for", "HM_LAMBDA_FACTOR"]
+
+HM_LAMBDA_FACTOR = 0.57 * 2 ** (-8 / 3)
+"""HEVC's reference encoder ties its mode-decision lambda to the quantiser step:
+lambda_HM = 0.57 * 2^((QP - 12) / 3) = 0.57 * 2^(-8/3) * Qstep^2 (8-bit SSE per bit)."""
+
+
+def lambda_for(qstep: float, scale: float = 1.0) -> float:
+    """Lambda of the R-RD objective (bits per unit of 8-bit SSE) for a quantiser step (8-bit units).
+
+    The encoder trades ``SSE + lambda_enc * bits`` with ``lambda_enc = HM_LAMBDA_FACTOR * Qstep^2``;
+    our objective is ``bits + lambda * SSE``, so ``lambda = scale / lambda_enc``.
+    """
+    return scale / (HM_LAMBDA_FACTOR * qstep * qstep)
+
+
+@dataclass(frozen=True)
+class OptimizeSettings:
+    """Settings of :func:`optimize_atlas`.
+
+    Attributes:
+        lam: lambda, bits per unit of D (8-bit SSE); see :func:`lambda_for`.
+        rate_curvature: an estimate of the rate's second derivative per texel value (bits per unit^2, texel
+            values in [0, 1]); the preconditioner is ``1 / (lam * d2D/dT2 + rate_curvature)``, so texels
+            no view sees (gutters) step with the rate gradient at this curvature. A rate model gives it
+            for its operating point (``RateModel.curvature``).
+        iterations: gradient steps.
+        step: initial step size relative to the preconditioned (Newton-like) step.
+        momentum: heavy-ball momentum in [0, 1).
+    """
+
+    lam: float
+    rate_curvature: float
+    iterations: int = 100
+    step: float = 1.0
+    momentum: float = 0.7
+
+
+@dataclass
+class OptimizeResult:
+    """Outcome of :func:`optimize_atlas`.
+
+    Attributes:
+        tiles: (T, H, W, C) float32 optimised texels in [0, 1].
+        bits: the rate model's estimate for the final atlas (bits).
+        distortion: final D (8-bit SSE units, see the module docstring).
+        history: per iteration (bits, distortion, objective).
+    """
+
+    tiles: torch.Tensor
+    bits: float
+    distortion: float
+    history: list[tuple[float, float, float]] = field(default_factory=list)
+
+
+def optimize_atlas(tiles: torch.Tensor, rate_bits: Callable[[torch.Tensor], torch.Tensor],
+                   distortion: DistortionModel, settings: OptimizeSettings,
+                   progress: Callable[[int, float, float], None] | None = None) -> OptimizeResult:
+    """Minimise ``rate_bits(T) + lam * D(T)`` over the whole atlas.
+
+    Args:
+        tiles: (T, H, W, C) float32 initial texels in [0, 1] (e.g. the original with padded gutters).
+        rate_bits: differentiable estimate of the codec's bits for (T, H, W, C) tiles.
+        distortion: D on the flat texel vector of the same tiles.
+        settings: see :class:`OptimizeSettings`.
+        progress: called after each iteration with (iteration, bits, distortion).
+    Returns:
+        :class:`OptimizeResult`; deterministic for given inputs (no randomness is used).
+    """
+    shape = tiles.shape
+    x = tiles.detach().reshape(-1, shape[-1]).clone()
+    precond = (1.0 / (settings.lam * distortion.hessian_diagonal.to(x) + settings.rate_curvature))[:, None]
+    step = settings.step
+    velocity = torch.zeros_like(x)
+    history: list[tuple[float, float, float]] = []
+    best_objective, best_x, best_grad = float("inf"), x, torch.zeros_like(x)
+    for it in range(settings.iterations + 1):
+        xr = x.reshape(shape).requires_grad_(True)
+        bits = rate_bits(xr)
+        (g_rate,) = torch.autograd.grad(bits, xr)
+        d_value, g_dist = distortion.value_and_gradient(x)
+        bits_value = float(bits.detach())
+        objective = bits_value + settings.lam * d_value
+        history.append((bits_value, d_value, objective))
+        if progress is not None:
+            progress(it, bits_value, d_value)
+        if objective < best_objective:
+            grad = g_rate.reshape(x.shape) + settings.lam * g_dist.to(x)
+            if not bool(torch.isfinite(grad).all()):
+                raise FloatingPointError(f"non-finite gradient at iteration {it}")
+            best_objective, best_x, best_grad = objective, x, grad
+            step = min(settings.step, step * 1.2)
+            velocity = settings.momentum * velocity - (step * precond) * grad
+        else:
+            # The step overshot (the rate model is not quadratic): restart from the best point, shorter, no momentum.
+            step *= 0.5
+            velocity = -(step * precond) * best_grad
+        if it == settings.iterations:
+            break
+        x = (best_x + velocity).clamp_(0.0, 1.0)
+    tiles_out = best_x.reshape(shape)
+    final = min(history, key=lambda h: h[2])
+    return OptimizeResult(tiles=tiles_out, bits=final[0], distortion=final[1], history=history)
