@@ -85,19 +85,32 @@ class QuadraticForm:
 
 
 class QuadraticAccumulator:
-    """Folds views into a :class:`QuadraticForm` one at a time (float64 sums).
+    """Folds views into a :class:`QuadraticForm` one at a time.
+
+    A bilinear tap set away from a tile border reads texels (i, i + 1, i + W, i + W + 1) of its top-left
+    texel i, so all ten products of its weights and its four reference terms are added to row i of one
+    (M, 10 + 4 C) table in a single scatter; :meth:`form` shifts the columns to their texels. Taps that
+    clamp at a tile border take the general path.
 
     Args:
         n_texels: M, the length of the texel vector.
-        width: texels per atlas row.
+        width: texels per atlas row (W >= 3).
         channels: C.
+        dtype: accumulation type (float64 for exactness in tests; float32 halves the memory of big atlases).
     """
 
-    def __init__(self, n_texels: int, width: int, channels: int = 3):
-        self.M, self.width, self.C = n_texels, width, channels
+    # Columns of the table: the products w_k w_l (k <= l) of taps 0..3 = (i, i+1, i+W, i+W+1), then w_k r.
+    _PAIRS = ((0, 0), (1, 1), (2, 2), (3, 3), (0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
+
+    def __init__(self, n_texels: int, width: int, channels: int = 3, dtype: torch.dtype = torch.float64):
+        if width < 3:
+            raise ValueError("atlas rows must have at least 3 texels to fold a quadratic form")
+        self.M, self.width, self.C, self.dtype = n_texels, width, channels, dtype
         self.offsets = (1, width - 1, width, width + 1)
-        self.diag_pairs = torch.zeros(5 * n_texels, dtype=torch.float64)  # slot 0 diag, slots 1..4 pairs
-        self.b = torch.zeros(n_texels, channels, dtype=torch.float64)
+        self.table = torch.zeros(n_texels, 10 + 4 * channels, dtype=dtype)
+        self.diag = torch.zeros(n_texels, dtype=dtype)
+        self.pairs = torch.zeros(4, n_texels, dtype=dtype)
+        self.b = torch.zeros(n_texels, channels, dtype=dtype)
         self.c = 0.0
         self.weight_sum = 0.0
 
@@ -105,40 +118,59 @@ class QuadraticAccumulator:
         """Fold one view.
 
         Args:
-            taps: (N, K) taps of the view's pixels.
+            taps: (N, 4) bilinear taps of the view's pixels (order of :func:`rrd.sample.bilinear_taps`).
             reference: (N, C) the colour each pixel should render.
             weight: (N,) non-negative pixel weights (default 1); 0 removes a pixel.
         """
-        idx = taps.index
-        w = taps.weight.double()
-        ref = reference.double()
-        omega = torch.ones(len(idx), dtype=torch.float64) if weight is None else weight.double()
-        K = idx.shape[1]
-        keys, vals = [], []
-        for k in range(K):
-            wk = omega * w[:, k]
-            keys.append(idx[:, k])
-            vals.append(wk * w[:, k])
-            self.b.index_add_(0, idx[:, k], wk[:, None] * ref)
-            for m in range(k + 1, K):
-                lo = torch.minimum(idx[:, k], idx[:, m])
-                off = (idx[:, m] - idx[:, k]).abs()
-                slot = torch.zeros_like(off)
-                for s, o in enumerate(self.offsets, start=1):
-                    slot = torch.where(off == o, s, slot)
-                if not bool(((slot > 0) | (off == 0)).all()):
-                    raise ValueError("taps span more than a 2x2 texel block: only bilinear taps fold into the form")
-                keys.append(slot * self.M + lo)
-                vals.append(2 * wk * w[:, m])
-        self.diag_pairs += torch.bincount(torch.cat(keys), torch.cat(vals), minlength=5 * self.M)
+        if taps.index.shape[1] != 4:
+            raise ValueError("only bilinear (4-tap) taps fold into a quadratic form")
+        idx, W = taps.index, self.width
+        w = taps.weight.to(self.dtype)
+        ref = reference.to(self.dtype)
+        omega = torch.ones(len(idx), dtype=self.dtype) if weight is None else weight.to(self.dtype)
+        base = idx[:, 0]
+        regular = (idx[:, 1] == base + 1) & (idx[:, 2] == base + W) & (idx[:, 3] == base + W + 1)
+        r = torch.nonzero(regular).squeeze(1)
+        wr, om = w[r], omega[r]
+        cols = [om * wr[:, k] * wr[:, m] * (1.0 if k == m else 2.0) for k, m in self._PAIRS]
+        cols += [(om * wr[:, k])[:, None] * ref[r] for k in range(4)]
+        self.table.index_add_(0, base[r], torch.cat([c[:, None] if c.ndim == 1 else c for c in cols], dim=1))
+        if len(r) < len(idx):
+            self._add_general(torch.nonzero(~regular).squeeze(1), idx, w, ref, omega)
         self.c += float((omega[:, None] * ref * ref).sum())
         self.weight_sum += float(omega.sum())
 
+    def _add_general(self, sel, idx, w, ref, omega) -> None:
+        """Taps clamped at a tile border: classify each pair by its offset."""
+        idx, w, ref, omega = idx[sel], w[sel], ref[sel], omega[sel]
+        for k in range(4):
+            wk = omega * w[:, k]
+            self.diag.index_add_(0, idx[:, k], wk * w[:, k])
+            self.b.index_add_(0, idx[:, k], wk[:, None] * ref)
+            for m in range(k + 1, 4):
+                lo = torch.minimum(idx[:, k], idx[:, m])
+                off = (idx[:, m] - idx[:, k]).abs()
+                value = 2 * wk * w[:, m]
+                same = off == 0
+                self.diag.index_add_(0, lo[same], value[same])
+                for s, o in enumerate(self.offsets):
+                    hit = off == o
+                    self.pairs[s].index_add_(0, lo[hit], value[hit])
+
     def form(self) -> QuadraticForm:
-        """The accumulated form (float64)."""
-        dp = self.diag_pairs.view(5, self.M)
-        return QuadraticForm(diag=dp[0].clone(), pairs=dp[1:].clone(), b=self.b.clone(), c=self.c,
-                             width=self.width, weight_sum=self.weight_sum)
+        """The accumulated form."""
+        W, C, t = self.width, self.C, self.table
+        diag, pairs, b = self.diag.clone(), self.pairs.clone(), self.b.clone()
+        # Tap k of the block whose top-left texel is i sits at i + shift[k].
+        shift = (0, 1, W, W + 1)
+        for k in range(4):
+            s = shift[k]
+            diag[s:] += t[: self.M - s, k]
+            b[s:] += t[: self.M - s, 10 + C * k: 10 + C * (k + 1)]
+        # Pair columns 4..9: (0,1) (0,2) (0,3) (1,2) (1,3) (2,3) -> (offset slot, lower tap's shift).
+        for col, (slot, s) in zip(range(4, 10), ((0, 0), (2, 0), (3, 0), (1, 1), (2, 1), (0, W))):
+            pairs[slot, s:] += t[: self.M - s, col]
+        return QuadraticForm(diag=diag, pairs=pairs, b=b, c=self.c, width=W, weight_sum=self.weight_sum)
 
 
 def masked_sse(rendered: torch.Tensor, reference: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:

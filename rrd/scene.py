@@ -213,6 +213,8 @@ class Scene:
         cameras: the source viewpoints.
         photos: one (height, width, 3) uint8 photo per camera, or None when there are none.
         name: a label for reports.
+        photo_names: the photos' file names (for messages), in camera order.
+        mesh_file: the file the mesh was read from, if any, so results can be written in its format.
     """
 
     mesh: TexturedMesh
@@ -221,6 +223,7 @@ class Scene:
     photos: list[np.ndarray] | None = None
     name: str = "scene"
     photo_names: list[str] = field(default_factory=list)
+    mesh_file: str | None = None
 
     def __post_init__(self) -> None:
         face_tiles = self.atlas.tile_index(np.unique(self.mesh.face_udim))

@@ -16,6 +16,7 @@ import typer
 from rrd.errors import InputError
 from rrd_pipeline.sources import SceneSource, load_scene
 from rrd_pipeline.stages import call_stage
+from rrd_pipeline.stages import encode as _encode, evaluate as _evaluate, pad as _pad  # noqa: F401  (registration)
 
 __all__ = ["app", "main"]
 
@@ -65,6 +66,29 @@ def render(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: Mesh
 
 @app.command()
 @user_errors
+def optimize(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: MeshOpt = None,
+             images: ImagesOpt = None, scale: ScaleOpt = 1.0, seed: SeedOpt = 0,
+             codec: Annotated[str, typer.Option(help="Codec that will store the atlas: jpeg, hevc or vvc.")] = "jpeg",
+             param: Annotated[Optional[int], typer.Option(help="Operating point: JPEG quality or QP (default: middle of the standard sweep).")] = None,
+             lam: Annotated[Optional[float], typer.Option("--lambda", help="Explicit lambda, bits per 8-bit SSE unit (default: tied to --param).")] = None,
+             lambda_scale: Annotated[float, typer.Option(help="Multiplier of the operating-point lambda.")] = 1.0,
+             iterations: Annotated[int, typer.Option(help="Gradient steps.")] = 100,
+             reference: Annotated[str, typer.Option(help="Distortion reference: renders (of the original atlas) or photos.")] = "renders",
+             init: Annotated[str, typer.Option(help="Padding that fills the starting gutters (spp, pushpull, hbf, none, ...).")] = "spp",
+             device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+             backend: Annotated[str, typer.Option(help="Rasterizer: auto, cpu or nvdiffrast.")] = "auto") -> None:
+    """Optimise the atlas for a codec; write the optimised tiles (same names, lossless) beside a copy of the mesh."""
+    scene = load_scene(_source(colmap, sfm, mesh, images, scale, seed))
+    result = call_stage("optimize", out, {"scene": scene}, codec=codec, param=param, lam=lam,
+                        lambda_scale=lambda_scale, iterations=iterations, reference=reference, init=init,
+                        device=device, backend=backend)
+    summary = result["summary"]
+    typer.echo(f"estimated {summary['est_kB']} kB ({summary['est_saving_%']}% below the padded start); "
+               f"wrote {result['mesh']} and {result['record']}")
+
+
+@app.command()
+@user_errors
 def demo(out: OutOpt = Path("demo_out"), seed: SeedOpt = 0) -> None:
     """Run the main job on the embedded demo scene."""
     scene = load_scene(SceneSource(seed=seed))
@@ -83,6 +107,60 @@ def run(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
     result = run_pipeline(pipeline, set_)
     typer.echo(result.table())
     raise typer.Exit(0 if result.ok else 1)
+
+
+def _csv(option: str, text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _int_csv(option: str, text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in _csv(option, text)]
+    except ValueError:
+        raise InputError(f"{option} {text!r}: expected comma-separated integers, e.g. 30,50,70") from None
+
+
+@app.command()
+@user_errors
+def evaluate(out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out/evaluate"),
+             colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: MeshOpt = None, images: ImagesOpt = None,
+             scale: ScaleOpt = 1.0, seed: SeedOpt = 0,
+             codec: Annotated[str, typer.Option(help="Codec: jpeg, hevc or vvc.")] = "jpeg",
+             methods: Annotated[str, typer.Option(help="Comma-separated methods (padding baselines: none, dilate, pushpull, spp, vdmc, hbf, sparse, extend).")] = ",".join(_evaluate.DEFAULT_METHODS),
+             points: Annotated[Optional[str], typer.Option(help="Comma-separated operating points (JPEG quality or QP); default the codec's.")] = None,
+             reference: Annotated[str, typer.Option(help="renders (of the original atlas) or photos.")] = "renders",
+             filter: Annotated[str, typer.Option(help="Texture filter: bilinear or trilinear.")] = "bilinear",
+             views: Annotated[str, typer.Option(help="source, orbit (16 cameras on a Fibonacci sphere) or both.")] = "source",
+             anchor: Annotated[Optional[str], typer.Option(help="BD-rate anchor method; default the best baseline.")] = None,
+             orbit_size: Annotated[int, typer.Option(help="Orbit image side in pixels.")] = 1024,
+             save_decoded: Annotated[bool, typer.Option(help="Write every decoded atlas (default: the lowest point's).")] = False,
+             backend: Annotated[str, typer.Option(help="Rasterizer: auto, cpu or nvdiffrast.")] = "auto") -> None:
+    """Sweep a codec's operating points for several methods; write report.json, report.md, rd.png."""
+    method_names, point_values = _csv("--methods", methods), _int_csv("--points", points)
+    _evaluate.check_request(codec, method_names, point_values, anchor)
+    scene = load_scene(_source(colmap, sfm, mesh, images, scale, seed))
+    result = call_stage("evaluate", out, {"scene": scene}, codec=codec, methods=tuple(method_names),
+                        points=None if point_values is None else tuple(point_values), reference=reference,
+                        filter=filter, views=views, anchor=anchor, orbit_size=orbit_size,
+                        save_decoded=save_decoded, backend=backend)
+    typer.echo((out / "report.md").read_text())
+    typer.echo(f"wrote {result['report']}")
+
+
+@app.command()
+@user_errors
+def pad(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: MeshOpt = None, images: ImagesOpt = None,
+        scale: ScaleOpt = 1.0, seed: SeedOpt = 0,
+        method: Annotated[str, typer.Option(help="Padding method: none, dilate, pushpull, spp, vdmc, hbf, sparse or extend.")] = "spp") -> None:
+    """Pad the atlas gutters (texels a render reads kept bit for bit); write the tiles and mesh.obj."""
+    from rrd_pipeline.methods import check_padding
+
+    check_padding(method)
+    scene = load_scene(_source(colmap, sfm, mesh, images, scale, seed))
+    result = call_stage("pad", out, {"scene": scene}, method=method)
+    typer.echo(f"wrote {result['mesh']} and {len(scene.atlas.udims)} padded tile(s) beside it")
 
 
 def main() -> None:

@@ -58,13 +58,17 @@ def load_scene(source: SceneSource) -> Scene:
         if not colmap.is_dir():
             raise InputError(f"{colmap}: COLMAP workspace not found")
         images = source.images if source.images is not None else colmap / "images"
-        return load_colmap_scene(colmap_model_dir(colmap), images, source.mesh, scale=source.scale)
+        scene = load_colmap_scene(colmap_model_dir(colmap), images, source.mesh, scale=source.scale)
+        scene.mesh_file = str(source.mesh)
+        return scene
     if source.sfm is not None:
         from rrd_pipeline.loaders.meshroom import load_meshroom_scene
 
         if source.images is None:
             raise InputError("--images is required with --sfm (the folder of the photos the .sfm names)")
-        return load_meshroom_scene(source.sfm, source.mesh, source.images, scale=source.scale)
+        scene = load_meshroom_scene(source.sfm, source.mesh, source.images, scale=source.scale)
+        scene.mesh_file = str(source.mesh)
+        return scene
     if source.mesh is not None:
         raise InputError("--mesh needs cameras: add --colmap DIR or --sfm FILE")
     scene = make_demo_scene(seed=source.seed)

@@ -118,12 +118,14 @@ def test_unknown_backend_is_a_clear_error():
         rasterize(quad(2.0), cam, "opengl")
 
 
-@pytest.mark.skipif("nvdiffrast" not in available_backends(), reason="needs CUDA and nvdiffrast")
-def test_nvdiffrast_agrees_with_cpu():
+@pytest.mark.parametrize("backend", ["embree", "nvdiffrast"])
+def test_other_backends_agree_with_cpu(backend):
+    if backend not in available_backends():
+        pytest.skip(f"backend {backend} is not available here (embreex / CUDA + nvdiffrast)")
     mesh = cube()
     K = np.array([[300.0, 0, 160], [0, 300.0, 120], [0, 0, 1]])
     cam = look_at(np.array([3.0, 2.2, 4.1]), np.zeros(3), np.array([0.0, 1.0, 0.0]), K, 320, 240)
-    a, b = rasterize(mesh, cam, "cpu"), rasterize(mesh, cam, "nvdiffrast")
+    a, b = rasterize(mesh, cam, "cpu"), rasterize(mesh, cam, backend)
     assert (a.mask == b.mask).float().mean() > 0.999
     both = a.mask & b.mask & (a.face == b.face)
     assert both.sum() > 0.99 * a.mask.sum()

@@ -12,8 +12,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from rrd_pipeline.stage import STAGES, StageContext, make_params
-from rrd_pipeline.stages import load, render  # noqa: F401  (registration)
+from rrd_pipeline.stage import STAGES, StageContext, coerce_param, make_params
+from rrd_pipeline.stages import load, optimize, render  # noqa: F401  (registration)
 
 __all__ = ["call_stage"]
 
@@ -41,6 +41,7 @@ def call_stage(name: str, out_dir: Path, inputs: dict[str, Any] | None = None, *
     ctx = StageContext(stage_id=name, scene=name, out_dir=out_dir, progress=progress,
                        log=logging.getLogger(f"rrd_pipeline.stage.{name}"))
     try:
-        return spec.func(ctx, make_params(spec, params), **(inputs or {}))
+        values = {k: coerce_param(spec, k, v, Path.cwd()) for k, v in params.items()}
+        return spec.func(ctx, make_params(spec, values), **(inputs or {}))
     finally:
         bar.close()
