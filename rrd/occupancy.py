@@ -9,7 +9,7 @@ texels centred at ``(c + 0.5, r + 0.5)`` intersects the closed UV triangle. The 
 separating-axis test (axes x, y and the three edge normals), so slivers thinner than a texel and
 degenerate (zero-area) triangles still mark every texel their segment or point touches.
 Example (H = W = 4, margin 0.5): the point ``(u, v) = (0.5, 0.5)`` is the corner shared by texels
-(1, 1), (1, 2), (2, 1) and (2, 2), and a degenerate triangle collapsed onto it marks exactly those four.
+(1, 1), (1, 2), (2, 1) and (2, 2); a degenerate triangle collapsed onto it marks exactly those.
 
 Useful margins:
     * 0.5: the texels a triangle overlaps at all ("used texels");

@@ -1,4 +1,4 @@
-"""Texture padding: fill the empty texels (gutters) of an atlas tile, the baselines R-RD is compared to.
+"""Texture padding: fill the empty texels (gutters) of atlas tiles, the baselines of R-RD.
 
 ``pad(atlas, occupancy, method, **params)`` keeps every occupied texel bit for bit and fills every
 empty one with the named method. The occupancy must contain every texel a render can read: use
@@ -117,8 +117,8 @@ def pad(atlas: np.ndarray, occupancy: np.ndarray, method: str, **params: object)
         raise InputError(f"atlas has shape {values.shape} and dtype {values.dtype}, expected float "
                          "(H, W, C) or (T, H, W, C)")
     if keep.shape != values.shape[:-1]:
-        raise InputError(f"occupancy has shape {keep.shape} but the atlas has shape {values.shape}; "
-                         f"expected occupancy {values.shape[:-1]}")
+        raise InputError(f"occupancy has shape {keep.shape} but the atlas has shape "
+                         f"{values.shape}; expected occupancy {values.shape[:-1]}")
     if keep.dtype != np.bool_:
         raise InputError(f"occupancy has dtype {keep.dtype}, expected bool (True = occupied)")
     values = values.astype(np.float32, copy=False)
@@ -161,10 +161,13 @@ def _positive(name: str, value: object) -> float:
 # Shared operations on (C, H, W) float32 images and (H, W) bool masks
 
 
-def _cross_sum(x: np.ndarray) -> np.ndarray:
-    """Sum of the 4-neighbours inside the image (missing ones count 0), same shape as ``x``."""
-    out = np.zeros_like(x)
-    out[..., 1:, :] += x[..., :-1, :]
+def _cross_sum(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Sum of the 4-neighbours inside the image (missing ones count 0), same shape as ``x``;
+    written into ``out`` when given (reusing a buffer saves page faults on large images)."""
+    if out is None:
+        out = np.empty_like(x)
+    out[..., 1:, :] = x[..., :-1, :]
+    out[..., :1, :] = 0
     out[..., :-1, :] += x[..., 1:, :]
     out[..., :, 1:] += x[..., :, :-1]
     out[..., :, :-1] += x[..., :, 1:]
@@ -186,14 +189,19 @@ def _pull(values: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     """One pull level: (C, ceil(H/2), ceil(W/2)) means of the occupied children, and occupancy."""
     c, h, w = values.shape
     h2, w2 = (h + 1) // 2, (w + 1) // 2
-    sums = np.zeros((c, 2 * h2, 2 * w2), dtype=np.float32)
-    sums[:, :h, :w] = values
-    counts = np.zeros((2 * h2, 2 * w2), dtype=np.float32)
-    counts[:h, :w] = keep
-    sums = sums.reshape(c, h2, 2, w2, 2).sum(axis=(2, 4))
-    counts = counts.reshape(h2, 2, w2, 2).sum(axis=(1, 3))
+    padded = np.zeros((c, 2 * h2, 2 * w2), dtype=np.float32)
+    padded[:, :h, :w] = values
+    counts_in = np.zeros((2 * h2, 2 * w2), dtype=np.float32)
+    counts_in[:h, :w] = keep
+    sums = padded[:, 0::2, 0::2] + padded[:, 1::2, 0::2]
+    sums += padded[:, 0::2, 1::2]
+    sums += padded[:, 1::2, 1::2]
+    counts = counts_in[0::2, 0::2] + counts_in[1::2, 0::2]
+    counts += counts_in[0::2, 1::2]
+    counts += counts_in[1::2, 1::2]
     coarse_keep = counts > 0
-    return np.where(coarse_keep, sums / np.maximum(counts, 1), np.float32(0)), coarse_keep
+    sums /= np.maximum(counts, 1)  # empty coarse texels: 0 / 1
+    return sums, coarse_keep
 
 
 def _pyramid(values: np.ndarray, keep: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -213,19 +221,28 @@ def _fill_with_mean(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
 
 
 def _upsample(coarse: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Push interpolation: fine texel i lies at coarse position i/2 - 1/4, so it weighs its coarse
-    texel i // 2 by 3/4 and the next one towards it (i // 2 - 1 for even i, + 1 for odd i, clamped)
-    by 1/4 in each direction: 9/16, 3/16, 3/16, 1/16 in 2D. Returns (C, height, width)."""
-    def taps(n_fine: int, n_coarse: int) -> tuple[np.ndarray, np.ndarray]:
-        i = np.arange(n_fine)
-        near = i // 2
-        far = np.clip(near + np.where(i % 2 == 0, -1, 1), 0, n_coarse - 1)
-        return near, far
+    """Push interpolation of (C, ceil(height/2), ceil(width/2)) to (C, height, width).
 
-    row_near, row_far = taps(height, coarse.shape[1])
-    col_near, col_far = taps(width, coarse.shape[2])
-    rows = np.float32(0.75) * coarse[:, row_near] + np.float32(0.25) * coarse[:, row_far]
-    return np.float32(0.75) * rows[:, :, col_near] + np.float32(0.25) * rows[:, :, col_far]
+    Fine texel i lies at coarse position i/2 - 1/4, so it weighs its coarse texel i // 2 by 3/4
+    and the next one towards it (i // 2 - 1 for even i, i // 2 + 1 for odd i, clamped at the
+    border) by 1/4 in each direction: 9/16, 3/16, 3/16, 1/16 in 2D."""
+    return _upsample_axis(_upsample_axis(coarse, 1, height), 2, width)
+
+
+def _upsample_axis(coarse: np.ndarray, axis: int, n_fine: int) -> np.ndarray:
+    """The 3/4, 1/4 interpolation of :func:`_upsample` along one axis, cropped to ``n_fine``."""
+    def take(index: slice) -> np.ndarray:
+        return coarse[(slice(None),) * axis + (index,)]
+
+    before = np.concatenate([take(slice(0, 1)), take(slice(None, -1))], axis=axis)
+    after = np.concatenate([take(slice(1, None)), take(slice(-1, None))], axis=axis)
+    shape = list(coarse.shape)
+    shape[axis] *= 2
+    fine = np.empty(shape, dtype=np.float32)
+    main = np.float32(0.75) * coarse
+    fine[(slice(None),) * axis + (slice(0, None, 2),)] = main + np.float32(0.25) * before
+    fine[(slice(None),) * axis + (slice(1, None, 2),)] = main + np.float32(0.25) * after
+    return fine[(slice(None),) * axis + (slice(0, n_fine),)]
 
 
 def _coarse_to_fine(values: np.ndarray, keep: np.ndarray,
@@ -246,8 +263,11 @@ def _smoothed_push_pull(values: np.ndarray, keep: np.ndarray, coarsest_passes: i
                         max_passes: int) -> np.ndarray:
     def smooth(u: np.ndarray, level_keep: np.ndarray, pushes: int) -> np.ndarray:
         passes = min(coarsest_passes + pushes - 1, max_passes) if pushes else 0
+        empty = ~level_keep
         for _ in range(passes):
-            u = np.where(level_keep, u, _ring_sum_clamped(u) * np.float32(0.125))
+            ring = _ring_sum_clamped(u)  # Jacobi: all of it from the previous pass
+            ring *= np.float32(0.125)
+            np.copyto(u, ring, where=empty)
         return u
     return _coarse_to_fine(values, keep, smooth)
 
@@ -282,10 +302,11 @@ def _grow(values: np.ndarray, keep: np.ndarray, neighbourhood: tuple[tuple[int, 
         for dr, dc, _ in neighbourhood:
             ok = (row + dr >= 0) & (row + dr < h) & (col + dc >= 0) & (col + dc < w)
             candidates.append(fresh[ok] + (dr * w + dc))
-        front = np.unique(np.concatenate(candidates))
-        front = front[~filled[front]]
+        front = np.concatenate(candidates)
+        front = np.sort(front[~filled[front]])
         if front.size == 0:
             break
+        front = front[np.concatenate(([True], front[1:] != front[:-1]))]  # unique
         row, col = np.divmod(front, w)
         total = np.zeros((front.size, c), dtype=np.float64)
         weight = np.zeros(front.size, dtype=np.float64)
@@ -324,14 +345,16 @@ def _laplace_gauss_seidel(u: np.ndarray, keep: np.ndarray, max_sweeps: int,
     # update = (neighbour sum - n * u) / n on one colour's empty texels, 0 elsewhere
     scales = [np.where(empty & colour, 1.0 / neighbours, 0).astype(np.float32)
               for colour in (red, ~red)]
+    update = np.empty_like(u)
+    scratch = np.empty_like(u)
     for _ in range(max_sweeps):
         squared = np.zeros(u.shape[0], dtype=np.float64)
         for scale in scales:
-            update = _cross_sum(u)
-            update -= neighbours * u
+            _cross_sum(u, out=update)
+            update -= np.multiply(neighbours, u, out=scratch)
             update *= scale
             u += update
-            squared += np.einsum("chw,chw->c", update, update, dtype=np.float64)
+            squared += _channel_dots(update, update)
         if (squared / n_empty).max() < tol:
             break
     return u
@@ -347,37 +370,42 @@ def _laplace_conjugate_gradient(u: np.ndarray, keep: np.ndarray, max_iters: int,
     neighbours = _cross_sum(np.ones((1, h, w), dtype=np.float32))[0]
     empty_f = (~keep).astype(np.float32)
     known = u * (1 - empty_f)
+    scratch = np.empty_like(u)
 
-    def apply(x: np.ndarray) -> np.ndarray:  # x is 0 on occupied texels
-        out = neighbours * x
-        out -= _cross_sum(x)
+    def apply(x: np.ndarray, out: np.ndarray) -> np.ndarray:  # x is 0 on occupied texels
+        np.multiply(neighbours, x, out=out)
+        out -= _cross_sum(x, out=scratch)
         out *= empty_f
         return out
 
-    def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.einsum("chw,chw->c", a, b, dtype=np.float64)
-
     rhs = _cross_sum(known) * empty_f
     x = u * empty_f
-    residual = rhs - apply(x)
+    residual = rhs - apply(x, np.empty_like(u))
     direction = residual.copy()
-    rr = dot(residual, residual)
-    stop = tol ** 2 * dot(rhs, rhs)
+    a_dir = np.empty_like(u)
+    rr = _channel_dots(residual, residual)
+    stop = tol ** 2 * _channel_dots(rhs, rhs)
     for _ in range(max_iters):
         if (rr <= stop).all():
             break
-        a_dir = apply(direction)
-        curvature = dot(direction, a_dir)
+        apply(direction, a_dir)
+        curvature = _channel_dots(direction, a_dir)
         alpha = np.divide(rr, curvature, out=np.zeros_like(rr), where=curvature > 0)
-        alpha = alpha.astype(np.float32)[:, None, None]
-        x += alpha * direction
-        residual -= alpha * a_dir
-        rr_next = dot(residual, residual)
+        for c in range(u.shape[0]):
+            x[c] += np.float32(alpha[c]) * direction[c]
+            residual[c] -= np.float32(alpha[c]) * a_dir[c]
+        rr_next = _channel_dots(residual, residual)
         beta = np.divide(rr_next, rr, out=np.zeros_like(rr), where=rr > 0)
         direction *= beta.astype(np.float32)[:, None, None]
         direction += residual
         rr = rr_next
     return known + x
+
+
+def _channel_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(C,) float64 per-channel dot products of two (C, H, W) float32 arrays (BLAS, float32
+    accumulation: ample for step sizes and stopping tests)."""
+    return np.array([np.dot(ac.ravel(), bc.ravel()) for ac, bc in zip(a, b)], dtype=np.float64)
 
 
 # --------------------------------------------------------------------------------------------

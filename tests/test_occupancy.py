@@ -28,8 +28,9 @@ def clip_reference(tri: np.ndarray, height: int, width: int, margin: float) -> n
     for r in range(height):
         for c in range(width):
             poly = [tuple(p) for p in tri]
-            for axis, bound, keep_below in ((0, c + 0.5 - margin, False), (0, c + 0.5 + margin, True),
-                                            (1, r + 0.5 - margin, False), (1, r + 0.5 + margin, True)):
+            sides = ((0, c + 0.5 - margin, False), (0, c + 0.5 + margin, True),
+                     (1, r + 0.5 - margin, False), (1, r + 0.5 + margin, True))
+            for axis, bound, keep_below in sides:
                 inside = [(p[axis] <= bound) if keep_below else (p[axis] >= bound) for p in poly]
                 clipped = []
                 for i, p in enumerate(poly):
