@@ -212,6 +212,11 @@ def _rd_curve(rate: Sequence[float], psnr_db: Sequence[float], name: str, method
         raise BDRateUndefined(f"{name} curve: rates {r.tolist()} are not all finite and positive")
     order = np.argsort(r, kind="stable")
     r, p = r[order], p[order]
+    # A flat sweep (photos that the mesh does not match) is reported as such before any other shape check.
+    span_db = p.max() - p.min()
+    if span_db < _MIN_PSNR_SPAN_DB:
+        raise BDRateUndefined(f"{name} curve: PSNR varies by less than {_MIN_PSNR_SPAN_DB} dB over the "
+                              f"sweep ({span_db:.4f} dB): {what} undefined")
     for i in range(r.size - 1):
         if r[i + 1] == r[i]:
             raise BDRateUndefined(f"{name} curve: two points share the rate {r[i]:g}")
@@ -219,10 +224,6 @@ def _rd_curve(rate: Sequence[float], psnr_db: Sequence[float], name: str, method
             raise BDRateUndefined(
                 f"{name} curve: PSNR is not monotonic in rate after sorting by rate "
                 f"(rate {r[i]:g} -> {p[i]:.4f} dB, rate {r[i + 1]:g} -> {p[i + 1]:.4f} dB)")
-    span_db = p[-1] - p[0]
-    if span_db < _MIN_PSNR_SPAN_DB:
-        raise BDRateUndefined(f"{name} curve: PSNR varies by less than {_MIN_PSNR_SPAN_DB} dB over the "
-                              f"sweep ({span_db:.4f} dB): {what} undefined")
     return np.log10(r), p
 
 

@@ -24,9 +24,7 @@ from rrd.padding import pad
 from rrd.render import View, face_tiles
 from rrd.scene import Atlas, TexturedMesh
 
-__all__ = ["RateModel", "Problem", "prepare", "preprocess", "LAMBDA_MODES", "RATE_CURVATURE"]
-
-LAMBDA_MODES = ("point", "fixed")
+__all__ = ["RateModel", "Problem", "prepare", "preprocess", "operating_qstep", "RATE_CURVATURE"]
 
 RATE_CURVATURE = 10.0
 """Rate curvature per texel in units of (255 / Qstep)^2 bits: the preconditioner floor that sets how far
@@ -36,11 +34,23 @@ unseen (gutter) texels move per step. Tuned on the demo scene (steady descent wi
 class RateModel(Protocol):
     """What the optimiser needs of a rate model (see :mod:`rrd.rate`)."""
 
+    codec: str
+
     def bits(self, tiles: torch.Tensor, param: int) -> torch.Tensor:
         """Differentiable estimate of the bits of coding (T, H, W, 3) tiles in [0, 1] at ``param``."""
 
-    def qstep(self, param: int) -> float:
-        """The quantiser step the operating point implies, in 8-bit sample units."""
+
+def operating_qstep(codec: str, param: int) -> float:
+    """The quantiser step an operating point implies, in 8-bit sample units (orthonormal transform).
+
+    HEVC and VVC: ``2^((QP - 4) / 6)``. JPEG: the luma DC step of libjpeg's quality-scaled table
+    (16 at quality 50), the step that sets the accuracy of flat areas, as QP does for the video codecs.
+    """
+    if codec == "jpeg":
+        from rrd.rate.jpeg import LUMA_TABLE, quant_table
+
+        return float(quant_table(LUMA_TABLE, int(param))[0])
+    return 2.0 ** ((param - 4) / 6)
 
 
 @dataclass
@@ -100,7 +110,7 @@ def preprocess(problem: Problem, rate: RateModel, param: int, lam: float | None 
         problem: from :func:`prepare`.
         rate: the codec's rate model.
         param: the operating point the rate model estimates (JPEG quality or QP).
-        lam: explicit lambda (bits per 8-bit SSE unit); default ``lambda_for(rate.qstep(param), lambda_scale)``.
+        lam: explicit lambda (bits per 8-bit SSE unit); default ``lambda_for(operating_qstep(...), lambda_scale)``.
         lambda_scale: multiplier of the operating-point lambda.
         iterations: gradient steps.
         init: padding method that fills the gutters of the starting atlas ("none" starts from black).
@@ -110,7 +120,7 @@ def preprocess(problem: Problem, rate: RateModel, param: int, lam: float | None 
         The :class:`OptimizeResult`, tiles on the CPU.
     """
     start = pad(problem.atlas.tiles, problem.keep, init)
-    qstep = rate.qstep(param)
+    qstep = operating_qstep(rate.codec, param)
     lam = lambda_for(qstep, lambda_scale) if lam is None else lam
     settings = OptimizeSettings(lam=lam, rate_curvature=RATE_CURVATURE * (255.0 / qstep) ** 2,
                                 iterations=iterations)
