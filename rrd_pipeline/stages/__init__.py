@@ -13,6 +13,7 @@ from typing import Any
 from tqdm import tqdm
 
 from rrd_pipeline.stage import STAGES, StageContext, coerce_param, make_params
+from rrd_pipeline import rrd_methods  # noqa: F401  (registers the "rrd" evaluation methods)
 from rrd_pipeline.stages import encode, evaluate, load, optimize, pad, render  # noqa: F401  (registration)
 
 __all__ = ["call_stage"]

@@ -1,0 +1,191 @@
+"""Differentiable rate model of baseline JPEG as Pillow (libjpeg-turbo) writes it (:class:`rrd.codecs.JpegCodec`).
+
+What is modelled, step by step as the encoder does it (ITU-T T.81; the colour path is documented
+in :mod:`rrd.codecs`):
+
+1. Edge replication of the right and bottom borders up to whole MCUs (16 x 16 texels in 4:2:0,
+   8 x 8 in 4:4:4), as libjpeg pads partial MCUs.
+2. JFIF colour transform: full-range BT.601 Y'CbCr in 8-bit units (``255 * rgb_to_ycbcr(rgb,
+   "bt601")``), level shift (Y - 128; Cb and Cr are already centred); 4:2:0 chroma is the mean of
+   each 2 x 2 block.
+3. 8 x 8 orthonormal DCT-II (:func:`rrd.rate.transform.block_dct`), division by the IJG example
+   tables (T.81 Annex K) scaled by quality exactly as libjpeg's ``jpeg_set_quality`` with
+   ``force_baseline``: ``s = 5000 / q`` below 50, else ``200 - 2 q``; entries ``(t * s + 50) // 100``
+   clamped to 1..255 (:func:`quant_table`).
+4. Entropy coding, replaced by a smooth estimate (:func:`rrd.rate.base.coefficient_bits`, threshold
+   1/2 since JPEG rounds to nearest):
+   * every AC coefficient ``c / Q`` costs ``s(q) (nonzero_bits + magnitude_bits log2(1 + |q|))`` (the
+     Huffman code of its (run, size) symbol plus its ``size`` extra bits);
+   * the DC coefficient is coded as the difference from the previous block of the same component in
+     coding order (DPCM; the predictor starts at 0 and is never reset, Pillow writes no restart
+     markers), its cost is the same formula on the difference with the DC constants. In 4:2:0 the
+     luma blocks are coded MCU by MCU (the four blocks of a 16 x 16 MCU in raster order, MCUs in
+     raster order), chroma blocks in raster order;
+   * every block costs ``block_bits`` more (DC size-0 code and end-of-block code: 6 bits for luma,
+     4 for chroma with the standard tables, plus what the fit attributes to all blocks alike).
+5. ``header_bits``: the 625 bytes Pillow writes around the entropy-coded data (SOI, JFIF APP0, two
+   quantisation tables, SOF0, four standard Huffman tables, SOS, EOI), measured on Pillow's output,
+   identical for 4:2:0 and 4:4:4.
+
+Fitted constants (:data:`JPEG_LUMA`, :data:`JPEG_CHROMA`): non-negative least squares of the real
+minus header bits against the model's terms, each row weighted by 1 / real bits (relative error), over
+Pillow 4:2:0 encodes at quality 30, 40, ..., 90 of 512 x 512 crops of the Sceaux Castle and Meshroom
+NASA atlases in six variants (as delivered, push-pull filled gutters, Gaussian blur sigma 1 and 2.5,
+noise sigma 6/255, posterised to 8 levels); ``python benchmarks/bench_rate_models.py --fit jpeg``
+reproduces them. The default ``scale`` is 1 because the constants are fitted to absolute bits.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from rrd.color import MATRICES
+from rrd.errors import InputError
+from rrd.rate.base import CoefficientCost, RateModel, coefficient_bits, register_rate_model
+from rrd.rate.transform import block_dct, pad_edge
+
+__all__ = ["JPEG_CHROMA", "JPEG_LUMA", "JpegPlaneCost", "JpegRateModel", "LUMA_TABLE", "CHROMA_TABLE",
+           "quant_table"]
+
+# ITU-T T.81 Annex K.1 example quantisation tables, natural (row-major) order.
+LUMA_TABLE: tuple[int, ...] = (
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99)
+CHROMA_TABLE: tuple[int, ...] = (
+    17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99,
+    24, 26, 56, 99, 99, 99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99) + (99,) * 32
+
+# JPEG rounds coefficient / step to nearest: a coefficient survives from half a step on.
+_THRESHOLD = 0.5
+_BLOCK = 8
+
+
+@dataclass(frozen=True)
+class JpegPlaneCost:
+    """Constants of one kind of plane (luma, or both chroma planes).
+
+    Attributes:
+        block_bits: bits every 8 x 8 block costs whatever its content.
+        ac: cost of each quantised AC coefficient.
+        dc: cost of each quantised DC difference.
+    """
+
+    block_bits: float
+    ac: CoefficientCost
+    dc: CoefficientCost
+
+
+# Fitted constants (see the module docstring).
+JPEG_LUMA = JpegPlaneCost(block_bits=7.972, ac=CoefficientCost(2.988, 1.583), dc=CoefficientCost(0.0, 1.074))
+JPEG_CHROMA = JpegPlaneCost(block_bits=0.0, ac=CoefficientCost(1.276, 3.287), dc=CoefficientCost(0.0, 4.742))
+
+
+def quant_table(base: tuple[int, ...], quality: int) -> list[int]:
+    """libjpeg's ``jpeg_set_quality(quality, force_baseline=True)`` scaling of a base table.
+
+    Args:
+        base: 64 entries, natural order. quality: 1..100.
+    Returns:
+        64 ints in 1..255. Example: quality 50 returns the base table unchanged.
+    """
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return [min(max((entry * scale + 50) // 100, 1), 255) for entry in base]
+
+
+@functools.lru_cache(maxsize=64)
+def _inverse_steps(quality: int, luma: bool) -> tuple[torch.Tensor, float]:
+    """(8, 1, 8) float64 reciprocals of the AC steps (0 at DC) in the (u, j, v) layout, and the DC step."""
+    table = torch.tensor(quant_table(LUMA_TABLE if luma else CHROMA_TABLE, quality), dtype=torch.float64)
+    inverse = (1.0 / table).reshape(_BLOCK, _BLOCK)
+    inverse[0, 0] = 0.0
+    return inverse[:, None, :], float(table[0])
+
+
+@functools.lru_cache(maxsize=None)
+def _jfif_transform() -> tuple[torch.Tensor, torch.Tensor]:
+    """1x1-convolution weight (3, 3, 1, 1) and bias (3,) of RGB in [0, 1] -> level-shifted Y'CbCr."""
+    kr, kb = MATRICES["bt601"]
+    kg = 1.0 - kr - kb
+    matrix = torch.tensor([[kr, kg, kb],
+                           [-0.5 * kr / (1 - kb), -0.5 * kg / (1 - kb), 0.5],
+                           [0.5, -0.5 * kg / (1 - kr), -0.5 * kb / (1 - kr)]], dtype=torch.float64)
+    return 255.0 * matrix[:, :, None, None], torch.tensor([-128.0, 0.0, 0.0], dtype=torch.float64)
+
+
+@register_rate_model
+@dataclass(frozen=True)
+class JpegRateModel(RateModel):
+    """Rate model of :class:`rrd.codecs.JpegCodec` (see the module docstring); ``param`` = quality.
+
+    Attributes:
+        scale: calibration factor (see :class:`rrd.rate.base.RateModel`).
+        subsampling: "4:2:0" (default) or "4:4:4", as the codec's option.
+        luma, chroma: the fitted constants.
+    """
+
+    subsampling: str = "4:2:0"
+    luma: JpegPlaneCost = field(default=JPEG_LUMA)
+    chroma: JpegPlaneCost = field(default=JPEG_CHROMA)
+
+    codec: ClassVar[str] = "jpeg"
+    header_bits: ClassVar[float] = 8.0 * 625
+    unit_rows: ClassVar[int] = 16  # one MCU row in 4:2:0, two in 4:4:4
+    context_rows: ClassVar[int] = 16  # the previous MCU row holds the DC predictor of a band
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.subsampling not in ("4:2:0", "4:4:4"):
+            raise InputError(f"jpeg rate model: subsampling {self.subsampling!r} is not supported; "
+                             "choose one of ['4:2:0', '4:4:4']")
+
+    def band_bits(self, band: torch.Tensor, context: int, pad_rows: int, param: int) -> torch.Tensor:
+        """Unscaled bits of MCU rows of one tile (see :func:`rrd.rate.base.banded_bits`).
+
+        Args:
+            band: (context + h, W, 3) RGB in [0, 1]; ``context`` is 0 or 16 rows.
+            pad_rows: rows of edge replication below (last band only).
+            param: quality 1..100.
+        """
+        mcu = 16 if self.subsampling == "4:2:0" else 8
+        weight, bias = (t.to(band) for t in _jfif_transform())
+        image = pad_edge(band.permute(2, 0, 1)[None], mcu, pad_rows)
+        body = F.conv2d(image[:, :, context:], weight, bias)[0]
+        luma, chroma = body[0], self._chroma(body[1:])
+        luma_coef, chroma_coef = block_dct(luma, _BLOCK), block_dct(chroma, _BLOCK)
+
+        inv_luma, step_luma = _inverse_steps(param, True)
+        inv_chroma, step_chroma = _inverse_steps(param, False)
+        bits = coefficient_bits(luma_coef * inv_luma.to(band), self.luma.ac, _THRESHOLD).sum()
+        bits = bits + coefficient_bits(chroma_coef * inv_chroma.to(band), self.chroma.ac, _THRESHOLD).sum()
+
+        luma_dc = luma_coef[:, 0, :, 0]
+        chroma_dc = chroma_coef[:, :, 0, :, 0]
+        if self.subsampling == "4:2:0":
+            # MCU order: the 2x2 luma blocks of each MCU in raster order, MCUs in raster order.
+            rows, cols = luma_dc.shape
+            luma_dc = luma_dc.reshape(rows // 2, 2, cols // 2, 2).permute(0, 2, 1, 3)
+        luma_seq, chroma_seq = luma_dc.reshape(-1), chroma_dc.reshape(2, -1)
+        if context:
+            # The DC predictor: the last block of the previous MCU row (its bottom-right 8x8 luma
+            # block, and its last chroma block), the last block coded before this band.
+            previous = F.conv2d(image[:, :, :context, -mcu:], weight, bias)[0]
+            luma_prev = previous[0, -_BLOCK:, -_BLOCK:].mean() * _BLOCK
+            chroma_prev = self._chroma(previous[1:])[:, -_BLOCK:, -_BLOCK:].mean(dim=(1, 2)) * _BLOCK
+        else:
+            luma_prev, chroma_prev = luma_seq.new_zeros(()), chroma_seq.new_zeros(2)
+        luma_diff = torch.diff(luma_seq, prepend=luma_prev.reshape(1))
+        chroma_diff = torch.diff(chroma_seq, dim=1, prepend=chroma_prev.reshape(2, 1))
+        bits = bits + coefficient_bits(luma_diff * (1.0 / step_luma), self.luma.dc, _THRESHOLD).sum()
+        bits = bits + coefficient_bits(chroma_diff * (1.0 / step_chroma), self.chroma.dc, _THRESHOLD).sum()
+        return bits + self.luma.block_bits * luma_seq.numel() + self.chroma.block_bits * chroma_seq.numel()
+
+    def _chroma(self, chroma: torch.Tensor) -> torch.Tensor:
+        """(2, H, W) full-resolution Cb, Cr -> the coded chroma planes (2x2 means in 4:2:0)."""
+        return F.avg_pool2d(chroma, 2) if self.subsampling == "4:2:0" else chroma
