@@ -89,11 +89,20 @@ def optimize(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: Me
 
 @app.command()
 @user_errors
-def demo(out: OutOpt = Path("demo_out"), seed: SeedOpt = 0) -> None:
-    """Run the main job on the embedded demo scene."""
+def demo(out: OutOpt = Path("demo_out"), seed: SeedOpt = 0,
+         codec: Annotated[str, typer.Option(help="Codec: jpeg, hevc or vvc.")] = "jpeg",
+         points: Annotated[Optional[str], typer.Option(help="Comma-separated operating points.")] = "30,50,70,90",
+         iterations: Annotated[int, typer.Option(help="Gradient steps of the optimiser.")] = 60) -> None:
+    """The main job on the embedded demo scene: render it, then code its atlas as delivered, padded (SPP,
+    HBF) and R-RD optimised, against the photos; write the BD-rate report."""
     scene = load_scene(SceneSource(seed=seed))
     call_stage("render", out / "render", {"scene": scene})
     typer.echo((out / "render" / "psnr.md").read_text())
+    point_values = _int_csv("--points", points)
+    call_stage("evaluate", out / "evaluate", {"scene": scene}, codec=codec, methods=("none", "spp", "hbf", "rrd"),
+               points=None if point_values is None else tuple(point_values), reference="photos",
+               iterations=iterations)
+    typer.echo((out / "evaluate" / "report.md").read_text())
     typer.echo(f"demo results in {out}")
 
 
@@ -136,7 +145,9 @@ def evaluate(out: Annotated[Path, typer.Option("--out", "-o", help="Output folde
              anchor: Annotated[Optional[str], typer.Option(help="BD-rate anchor method; default the best baseline.")] = None,
              orbit_size: Annotated[int, typer.Option(help="Orbit image side in pixels.")] = 1024,
              save_decoded: Annotated[bool, typer.Option(help="Write every decoded atlas (default: the lowest point's).")] = False,
-             backend: Annotated[str, typer.Option(help="Rasterizer: auto, cpu or nvdiffrast.")] = "auto") -> None:
+             backend: Annotated[str, typer.Option(help="Rasterizer: auto, cpu or nvdiffrast.")] = "auto",
+             iterations: Annotated[int, typer.Option(help="Gradient steps of the rrd methods.")] = 100,
+             lambda_scale: Annotated[float, typer.Option(help="Multiplier of the rrd methods' operating-point lambda.")] = 1.0) -> None:
     """Sweep a codec's operating points for several methods; write report.json, report.md, rd.png."""
     method_names, point_values = _csv("--methods", methods), _int_csv("--points", points)
     _evaluate.check_request(codec, method_names, point_values, anchor)
@@ -144,7 +155,8 @@ def evaluate(out: Annotated[Path, typer.Option("--out", "-o", help="Output folde
     result = call_stage("evaluate", out, {"scene": scene}, codec=codec, methods=tuple(method_names),
                         points=None if point_values is None else tuple(point_values), reference=reference,
                         filter=filter, views=views, anchor=anchor, orbit_size=orbit_size,
-                        save_decoded=save_decoded, backend=backend)
+                        save_decoded=save_decoded, backend=backend, iterations=iterations,
+                        lambda_scale=lambda_scale)
     typer.echo((out / "report.md").read_text())
     typer.echo(f"wrote {result['report']}")
 

@@ -63,6 +63,7 @@ class EvaluationContext:
         leave_out: indices of source views the evaluation does not use.
         cache: atlases that do not depend on the codec or the operating point (e.g. padded ones),
             by key; contexts made from this one with ``dataclasses.replace`` (another codec) share it.
+        options: settings of non-baseline methods by method name (e.g. ``{"rrd": {"iterations": 50}}``).
     """
 
     scene: Scene
@@ -76,6 +77,7 @@ class EvaluationContext:
     evaluator: Evaluator
     leave_out: tuple[int, ...] = ()
     cache: dict[str, np.ndarray] = field(default_factory=dict)
+    options: dict[str, dict] = field(default_factory=dict)
 
 
 class Method(abc.ABC):

@@ -70,10 +70,10 @@ class RRDMethod(Method):
 @register_method("rrd")
 def _rrd(ctx: EvaluationContext) -> Method:
     """R-RD optimisation with lambda tied to each operating point."""
-    return RRDMethod(ctx, fixed=False)
+    return RRDMethod(ctx, fixed=False, settings=RRDSettings(**ctx.options.get("rrd", {})))
 
 
 @register_method("rrd-fixed")
 def _rrd_fixed(ctx: EvaluationContext) -> Method:
     """R-RD optimisation with one lambda (the middle point's) and one atlas for every point."""
-    return RRDMethod(ctx, fixed=True)
+    return RRDMethod(ctx, fixed=True, settings=RRDSettings(**ctx.options.get("rrd-fixed", {})))

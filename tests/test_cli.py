@@ -13,12 +13,17 @@ runner = CliRunner()
 
 
 def test_demo_runs_and_reports_psnr(tmp_path):
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path)])
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--points", "40,80", "--iterations", "3"])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "render" / "psnr.json").read_text())
     assert len(report["views"]) == 10
     assert report["mean"]["psnr"] > 40.0  # the demo photos line up with the mesh exactly
     assert len(list((tmp_path / "render" / "renders").glob("*.png"))) == 10
+    evaluation = json.loads((tmp_path / "evaluate" / "report.json").read_text())
+    assert evaluation["reference"] == "photos"
+    assert set(evaluation["methods"]) == {"none", "spp", "hbf", "rrd"}
+    assert all(p["bytes"] > 0 for p in evaluation["methods"]["rrd"]["points"])
+    assert (tmp_path / "evaluate" / "rd.png").stat().st_size > 0
 
 
 def test_missing_mesh_file_is_one_line_exit_2(tmp_path):

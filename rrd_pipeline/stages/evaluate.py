@@ -47,7 +47,8 @@ class EvaluateParams:
     (default the codec's); reference: renders | photos; filter: bilinear | trilinear; views: source |
     orbit | both; anchor: BD-rate anchor (default rule in :mod:`rrd.evaluate`); orbit_size: orbit image
     side (px); orbit_count: orbit cameras; leave_out: source view indices not evaluated on;
-    save_decoded: keep every decoded atlas; backend: rasterizer."""
+    save_decoded: keep every decoded atlas; backend: rasterizer; iterations, lambda_scale: settings of
+    the R-RD methods ``rrd`` and ``rrd-fixed``."""
 
     codec: str = "jpeg"
     methods: tuple[str, ...] = DEFAULT_METHODS
@@ -61,6 +62,8 @@ class EvaluateParams:
     leave_out: tuple[int, ...] = ()
     save_decoded: bool = False
     backend: Literal["auto", "cpu", "nvdiffrast"] = "auto"
+    iterations: int = 100
+    lambda_scale: float = 1.0
 
 
 def check_points(codec_name: str, points: Sequence[int] | None) -> list[int]:
@@ -181,6 +184,8 @@ def evaluate_stage(ctx: StageContext, params: EvaluateParams, scene: Scene) -> d
     bar = lambda items: tqdm(items, desc="rasterizing", unit="view", leave=False, disable=None)  # noqa: E731
     eval_ctx = build_context(scene, codec, params.reference, params.filter, params.views, params.leave_out,
                              params.orbit_count, params.orbit_size, params.backend, bar)
+    rrd_options = {"iterations": params.iterations, "lambda_scale": params.lambda_scale}
+    eval_ctx.options.update({"rrd": rrd_options, "rrd-fixed": rrd_options})
     report = run_evaluation(eval_ctx, names, params.points, ctx.out_dir, params.anchor, params.save_decoded,
                             ctx.progress)
     paths = write_report(ctx.out_dir, report)
