@@ -90,7 +90,7 @@ class RenderedDistortion(DistortionModel):
         total = sum(masked_sse(gather(T, t), r, w) for t, r, w in zip(self.taps, self.references, self.weights))
         total = total + (self.prior_weight[:, None] * (T - self.prior_target) ** 2).sum()
         (grad,) = torch.autograd.grad(total, T)
-        return self.scale * float(total), self.scale * grad
+        return self.scale * float(total.detach()), self.scale * grad
 
 
 def seam_free_weights(taps: Taps, used: torch.Tensor) -> torch.Tensor:

@@ -90,7 +90,7 @@ def prepare(mesh: TexturedMesh, atlas: Atlas, views: Sequence[View], reference: 
     uv = mesh.local_uv()
     used = texel_coverage(uv, tiles_of, T, H, W, 0.5)
     keep = texel_coverage(uv, tiles_of, T, H, W, 1.0)
-    original = torch.from_numpy(atlas.tiles).reshape(-1, C)
+    original = torch.from_numpy(np.array(atlas.tiles)).reshape(-1, C)  # a writable copy
     flat_photos = None
     if photos is not None:
         flat_photos = [torch.from_numpy(p.reshape(-1, C)).float() / 255.0 for p in photos]

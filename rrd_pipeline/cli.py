@@ -33,6 +33,18 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the embedded demo 
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
 
 
+LOG_LEVELS = {"fatal": logging.CRITICAL, "error": logging.ERROR, "warning": logging.WARNING,
+              "info": logging.INFO, "debug": logging.DEBUG, "trace": logging.DEBUG}
+
+
+@app.callback()
+def options(log_level: Annotated[str, typer.Option("--log-level", help="fatal, error, warning, info, debug or trace.")] = "warning") -> None:
+    """Rate-rendering distortion optimised preprocessing of texture atlases (COLMAP, Meshroom, OpenMVS)."""
+    if log_level not in LOG_LEVELS:
+        raise typer.BadParameter(f"{log_level!r} is not one of {', '.join(LOG_LEVELS)}", param_hint="--log-level")
+    logging.getLogger().setLevel(LOG_LEVELS[log_level])
+
+
 def user_errors(func: Callable) -> Callable:
     """Turn InputError into one line on stderr and exit code 2 (no traceback for user mistakes)."""
 
@@ -56,7 +68,7 @@ def _source(colmap, sfm, mesh, images, scale, seed) -> SceneSource:
 def render(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: MeshOpt = None,
            images: ImagesOpt = None, scale: ScaleOpt = 1.0, seed: SeedOpt = 0,
            filter: Annotated[str, typer.Option(help="Texture filter: bilinear or trilinear.")] = "bilinear",
-           backend: Annotated[str, typer.Option(help="Rasterizer: auto, cpu or nvdiffrast.")] = "auto") -> None:
+           backend: Annotated[str, typer.Option(help="Rasterizer: auto, nvdiffrast, embree or cpu.")] = "auto") -> None:
     """Render every source view with the original atlas; write renders, side-by-sides and a PSNR table."""
     scene = load_scene(_source(colmap, sfm, mesh, images, scale, seed))
     result = call_stage("render", out, {"scene": scene}, filter=filter, backend=backend)
@@ -76,7 +88,7 @@ def optimize(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: Me
              reference: Annotated[str, typer.Option(help="Distortion reference: renders (of the original atlas) or photos.")] = "renders",
              init: Annotated[str, typer.Option(help="Padding that fills the starting gutters (spp, pushpull, hbf, none, ...).")] = "spp",
              device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-             backend: Annotated[str, typer.Option(help="Rasterizer: auto, cpu or nvdiffrast.")] = "auto") -> None:
+             backend: Annotated[str, typer.Option(help="Rasterizer: auto, nvdiffrast, embree or cpu.")] = "auto") -> None:
     """Optimise the atlas for a codec; write the optimised tiles (same names, lossless) beside a copy of the mesh."""
     scene = load_scene(_source(colmap, sfm, mesh, images, scale, seed))
     result = call_stage("optimize", out, {"scene": scene}, codec=codec, param=param, lam=lam,
@@ -145,7 +157,7 @@ def evaluate(out: Annotated[Path, typer.Option("--out", "-o", help="Output folde
              anchor: Annotated[Optional[str], typer.Option(help="BD-rate anchor method; default the best baseline.")] = None,
              orbit_size: Annotated[int, typer.Option(help="Orbit image side in pixels.")] = 1024,
              save_decoded: Annotated[bool, typer.Option(help="Write every decoded atlas (default: the lowest point's).")] = False,
-             backend: Annotated[str, typer.Option(help="Rasterizer: auto, cpu or nvdiffrast.")] = "auto",
+             backend: Annotated[str, typer.Option(help="Rasterizer: auto, nvdiffrast, embree or cpu.")] = "auto",
              iterations: Annotated[int, typer.Option(help="Gradient steps of the rrd methods.")] = 100,
              lambda_scale: Annotated[float, typer.Option(help="Multiplier of the rrd methods' operating-point lambda.")] = 1.0) -> None:
     """Sweep a codec's operating points for several methods; write report.json, report.md, rd.png."""

@@ -61,7 +61,7 @@ class EvaluateParams:
     orbit_count: int = ORBIT_COUNT
     leave_out: tuple[int, ...] = ()
     save_decoded: bool = False
-    backend: Literal["auto", "cpu", "nvdiffrast"] = "auto"
+    backend: Literal["auto", "nvdiffrast", "embree", "cpu"] = "auto"
     iterations: int = 100
     lambda_scale: float = 1.0
 

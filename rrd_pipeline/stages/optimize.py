@@ -42,7 +42,7 @@ class OptimizeParams:
     prior: float = 0.05
     init: str = "spp"
     mode: Literal["quadratic", "rendered"] = "quadratic"
-    backend: Literal["auto", "cpu", "nvdiffrast"] = "auto"
+    backend: Literal["auto", "nvdiffrast", "embree", "cpu"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 

@@ -26,7 +26,7 @@ class RenderParams:
     """filter: texture filter; backend: rasterizer; compare: also write render|photo side-by-side PNGs."""
 
     filter: Literal["bilinear", "trilinear"] = "bilinear"
-    backend: Literal["auto", "cpu", "nvdiffrast"] = "auto"
+    backend: Literal["auto", "nvdiffrast", "embree", "cpu"] = "auto"
     compare: bool = True
 
 
