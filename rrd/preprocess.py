@@ -93,7 +93,7 @@ def prepare(mesh: TexturedMesh, atlas: Atlas, views: Sequence[View], reference: 
     original = torch.from_numpy(np.array(atlas.tiles)).reshape(-1, C)  # a writable copy
     flat_photos = None
     if photos is not None:
-        flat_photos = [torch.from_numpy(p.reshape(-1, C)).float() / 255.0 for p in photos]
+        flat_photos = [torch.tensor(p.reshape(-1, C), dtype=torch.float32) / 255.0 for p in photos]
     dist = build_distortion(views, (T, H, W), original, torch.from_numpy(used).reshape(-1), reference,
                             flat_photos, prior=prior, mode=mode, progress=progress)
     if mode == "quadratic":
