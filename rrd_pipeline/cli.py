@@ -14,6 +14,7 @@ from typing import Annotated, Callable, Optional
 import typer
 
 from rrd.errors import InputError
+from rrd.preprocess import DEFAULT_LAMBDA_SCALE
 from rrd_pipeline.sources import SceneSource, load_scene
 from rrd_pipeline.stages import call_stage
 from rrd_pipeline.stages import encode as _encode, evaluate as _evaluate, pad as _pad  # noqa: F401  (registration)
@@ -83,7 +84,7 @@ def optimize(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: Me
              codec: Annotated[str, typer.Option(help="Codec that will store the atlas: jpeg, hevc or vvc.")] = "jpeg",
              param: Annotated[Optional[int], typer.Option(help="Operating point: JPEG quality or QP (default: middle of the standard sweep).")] = None,
              lam: Annotated[Optional[float], typer.Option("--lambda", help="Explicit lambda, bits per 8-bit SSE unit (default: tied to --param).")] = None,
-             lambda_scale: Annotated[float, typer.Option(help="Multiplier of the operating-point lambda.")] = 1.0,
+             lambda_scale: Annotated[float, typer.Option(help="Multiplier of the operating-point lambda.")] = DEFAULT_LAMBDA_SCALE,
              iterations: Annotated[int, typer.Option(help="Gradient steps.")] = 100,
              reference: Annotated[str, typer.Option(help="Distortion reference: renders (of the original atlas) or photos.")] = "renders",
              init: Annotated[str, typer.Option(help="Padding that fills the starting gutters (spp, pushpull, hbf, none, ...).")] = "spp",
@@ -104,7 +105,7 @@ def optimize(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: Me
 def demo(out: OutOpt = Path("demo_out"), seed: SeedOpt = 0,
          codec: Annotated[str, typer.Option(help="Codec: jpeg, hevc or vvc.")] = "jpeg",
          points: Annotated[Optional[str], typer.Option(help="Comma-separated operating points.")] = "30,50,70,90",
-         iterations: Annotated[int, typer.Option(help="Gradient steps of the optimiser.")] = 60) -> None:
+         iterations: Annotated[int, typer.Option(help="Gradient steps of the optimiser.")] = 100) -> None:
     """The main job on the embedded demo scene: render it, then code its atlas as delivered, padded (SPP,
     HBF) and R-RD optimised, against the photos; write the BD-rate report."""
     scene = load_scene(SceneSource(seed=seed))
@@ -159,7 +160,7 @@ def evaluate(out: Annotated[Path, typer.Option("--out", "-o", help="Output folde
              save_decoded: Annotated[bool, typer.Option(help="Write every decoded atlas (default: the lowest point's).")] = False,
              backend: Annotated[str, typer.Option(help="Rasterizer: auto, nvdiffrast, embree or cpu.")] = "auto",
              iterations: Annotated[int, typer.Option(help="Gradient steps of the rrd methods.")] = 100,
-             lambda_scale: Annotated[float, typer.Option(help="Multiplier of the rrd methods' operating-point lambda.")] = 1.0) -> None:
+             lambda_scale: Annotated[float, typer.Option(help="Multiplier of the rrd methods' operating-point lambda.")] = DEFAULT_LAMBDA_SCALE) -> None:
     """Sweep a codec's operating points for several methods; write report.json, report.md, rd.png."""
     method_names, point_values = _csv("--methods", methods), _int_csv("--points", points)
     _evaluate.check_request(codec, method_names, point_values, anchor)

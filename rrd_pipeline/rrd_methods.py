@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rrd.preprocess import Problem, prepare, preprocess
+from rrd.preprocess import DEFAULT_LAMBDA_SCALE, Problem, prepare, preprocess
 from rrd.rate import get_rate_model
 from rrd_pipeline.methods import EvaluationContext, Method, register_method
 
@@ -23,7 +23,7 @@ class RRDSettings:
     """Optimiser settings the methods use (see :func:`rrd.preprocess.preprocess`)."""
 
     iterations: int = 100
-    lambda_scale: float = 1.0
+    lambda_scale: float = DEFAULT_LAMBDA_SCALE
     prior: float = 0.05
     init: str = "spp"
     device: str = "cpu"

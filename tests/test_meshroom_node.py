@@ -188,7 +188,7 @@ def test_meshroom_discovers_the_node_and_builds_its_command_line(tmp_path, varia
     cache = report["cacheFolder"]
     assert head == ["rrd", "--log-level", "info", "optimize"]
     assert flags == {"--sfm": INPUTS["input"], "--mesh": INPUTS["inputMesh"], "--images": INPUTS["imagesFolder"],
-                     "--out": cache, "--lambda-scale": "1.0", "--codec": "jpeg", "--iterations": "100",
+                     "--out": cache, "--lambda-scale": "2.0", "--codec": "jpeg", "--iterations": "100",
                      "--reference": "renders", "--init": "spp", "--scale": "0.5", "--device": "auto",
                      "--backend": "auto"}
     assert Path(cache).parent.parent == tmp_path / "MeshroomCache"

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from rrd.codecs import get_codec
 from rrd.errors import InputError
 from rrd.evaluate import bd_table, code_atlas, default_anchor
+from rrd.preprocess import DEFAULT_LAMBDA_SCALE
 from rrd.scene import Scene
 from rrd.viewpoints import ORBIT_COUNT, ORBIT_SIZE
 from rrd_pipeline.methods import EvaluationContext, build_context, check_methods, make_method
@@ -63,7 +64,7 @@ class EvaluateParams:
     save_decoded: bool = False
     backend: Literal["auto", "nvdiffrast", "embree", "cpu"] = "auto"
     iterations: int = 100
-    lambda_scale: float = 1.0
+    lambda_scale: float = DEFAULT_LAMBDA_SCALE
 
 
 def check_points(codec_name: str, points: Sequence[int] | None) -> list[int]:

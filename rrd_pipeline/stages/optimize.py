@@ -11,7 +11,7 @@ import torch
 
 from rrd.codecs import get_codec
 from rrd.errors import InputError
-from rrd.preprocess import prepare, preprocess
+from rrd.preprocess import DEFAULT_LAMBDA_SCALE, prepare, preprocess
 from rrd.render import rasterize_views
 from rrd.scene import Scene
 from rrd_pipeline.outputs import write_textured_mesh
@@ -36,7 +36,7 @@ class OptimizeParams:
     codec: Literal["jpeg", "hevc", "vvc"] = "jpeg"
     param: int | None = None
     lam: float | None = None
-    lambda_scale: float = 1.0
+    lambda_scale: float = DEFAULT_LAMBDA_SCALE
     iterations: int = 100
     reference: Literal["renders", "photos"] = "renders"
     prior: float = 0.05

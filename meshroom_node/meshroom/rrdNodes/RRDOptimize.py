@@ -98,7 +98,7 @@ meshroom_node/README.md). Uses CUDA when available (Device), the CPU otherwise.
             label="Lambda Scale",
             description="Multiplier (unitless) of the lambda tied to the operating point: above 1 favours\n"
                         "rendering quality, below 1 favours fewer bits. Ignored with an explicit lambda.",
-            value=1.0,
+            value=2.0,
             range=(0.05, 20.0, 0.05),
             group="",
         ),
