@@ -1,4 +1,4 @@
-"""BD-rates of the padding baselines against each other on the Sceaux Castle sample, for JPEG, HEVC and VVC.
+"""BD-rates of the padding baselines (and, with --methods ...,rrd, of the R-RD optimiser) on the Sceaux Castle sample.
 
 Runs what ``rrd evaluate`` runs (the same library calls: :func:`rrd_pipeline.methods.build_context`,
 :func:`rrd_pipeline.stages.evaluate.run_evaluation`, :func:`rrd_pipeline.report.write_report`), with
@@ -48,6 +48,8 @@ def main() -> None:
     parser.add_argument("--codecs", nargs="+", default=["jpeg", "hevc", "vvc"])
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated methods")
     parser.add_argument("--views", default="source", choices=["source", "orbit", "both"])
+    parser.add_argument("--iterations", type=int, default=100, help="gradient steps of the rrd methods")
+    parser.add_argument("--tag", default="baselines", help="results go to benchmarks/results/sceaux_<tag>_<codec>.*")
     args = parser.parse_args()
     if not SCEAUX.is_dir():
         raise SystemExit(f"the Sceaux Castle sample is not at {SCEAUX}")
@@ -62,6 +64,7 @@ def main() -> None:
     start = time.perf_counter()
     bar = lambda items: tqdm(items, desc="rasterizing", unit="view", leave=False, disable=None)  # noqa: E731
     base = build_context(scene, get_codec(args.codecs[0]), views=args.views, progress=bar)
+    base.options.update({m: {"iterations": args.iterations} for m in ("rrd", "rrd-fixed")})
     timings["context_s"] = time.perf_counter() - start
     cam = scene.cameras[0]
     print(f"scene {scene.name}: {len(scene.cameras)} views of {cam.width}x{cam.height}, atlas "
@@ -70,7 +73,7 @@ def main() -> None:
 
     for name in args.codecs:
         ctx = replace(base, codec=get_codec(name))  # shares the padded atlases through ctx.cache
-        out = OUT / f"sceaux_{name}"
+        out = OUT / f"sceaux_{args.tag}_{name}"
         if out.exists():
             shutil.rmtree(out)
         start = time.perf_counter()
@@ -78,7 +81,7 @@ def main() -> None:
         seconds = time.perf_counter() - start
         report["notes"] = [
             f"run: benchmarks/sceaux_baselines.py, photos and cameras scaled by {args.scale} "
-            f"({cam.width}x{cam.height} px per view), views {args.views}",
+            f"({cam.width}x{cam.height} px per view), views {args.views}, rrd iterations {args.iterations}",
             f"time: {seconds:.0f} s for this codec's sweep (padding included for the first codec), "
             f"{timings['context_s']:.0f} s rasterizing and setting up once; {os.cpu_count()} CPU cores, "
             f"peak memory {peak_rss_mb():.0f} MB",
@@ -86,8 +89,8 @@ def main() -> None:
         report["machine"] = machine()
         paths = write_report(out, report)
         RESULTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(paths["md"], RESULTS / f"sceaux_baselines_{name}.md")
-        shutil.copyfile(paths["json"], RESULTS / f"sceaux_baselines_{name}.json")
+        shutil.copyfile(paths["md"], RESULTS / f"sceaux_{args.tag}_{name}.md")
+        shutil.copyfile(paths["json"], RESULTS / f"sceaux_{args.tag}_{name}.json")
         print(paths["md"].read_text(), flush=True)
 
 

@@ -159,6 +159,7 @@ def evaluate(out: Annotated[Path, typer.Option("--out", "-o", help="Output folde
              orbit_size: Annotated[int, typer.Option(help="Orbit image side in pixels.")] = 1024,
              save_decoded: Annotated[bool, typer.Option(help="Write every decoded atlas (default: the lowest point's).")] = False,
              backend: Annotated[str, typer.Option(help="Rasterizer: auto, nvdiffrast, embree or cpu.")] = "auto",
+             holdout: Annotated[Optional[str], typer.Option(help="Comma-separated source view indices to evaluate on, hidden from the rrd methods (leave-one-out).")] = None,
              iterations: Annotated[int, typer.Option(help="Gradient steps of the rrd methods.")] = 100,
              lambda_scale: Annotated[float, typer.Option(help="Multiplier of the rrd methods' operating-point lambda.")] = DEFAULT_LAMBDA_SCALE) -> None:
     """Sweep a codec's operating points for several methods; write report.json, report.md, rd.png."""
@@ -169,7 +170,7 @@ def evaluate(out: Annotated[Path, typer.Option("--out", "-o", help="Output folde
                         points=None if point_values is None else tuple(point_values), reference=reference,
                         filter=filter, views=views, anchor=anchor, orbit_size=orbit_size,
                         save_decoded=save_decoded, backend=backend, iterations=iterations,
-                        lambda_scale=lambda_scale)
+                        lambda_scale=lambda_scale, holdout=tuple(_int_csv("--holdout", holdout) or ()))
     typer.echo((out / "report.md").read_text())
     typer.echo(f"wrote {result['report']}")
 

@@ -61,6 +61,8 @@ class EvaluationContext:
         original: (T*H*W, 3) float32 flat texels of the original atlas (:mod:`rrd.sample` order).
         evaluator: the evaluation views (:func:`rrd.evaluate.build_evaluator`).
         leave_out: indices of source views the evaluation does not use.
+        holdout: indices of source views held out from fitting: methods that fit views (``rrd``) must
+            not use them, and the evaluation uses only them (leave-one-out: one index).
         cache: atlases that do not depend on the codec or the operating point (e.g. padded ones),
             by key; contexts made from this one with ``dataclasses.replace`` (another codec) share it.
         options: settings of non-baseline methods by method name (e.g. ``{"rrd": {"iterations": 50}}``).
@@ -76,6 +78,7 @@ class EvaluationContext:
     original: torch.Tensor
     evaluator: Evaluator
     leave_out: tuple[int, ...] = ()
+    holdout: tuple[int, ...] = ()
     cache: dict[str, np.ndarray] = field(default_factory=dict)
     options: dict[str, dict] = field(default_factory=dict)
 
@@ -187,12 +190,19 @@ for _padding in PADDING_METHODS:
 def build_context(scene: Scene, codec: Codec, reference: str = "renders", filter: str = "bilinear",
                   views: str = "source", leave_out: Sequence[int] = (), orbit_count: int = ORBIT_COUNT,
                   orbit_size: int = ORBIT_SIZE, backend: str = "auto",
-                  progress: Callable[[Iterable], Iterable] | None = None) -> EvaluationContext:
+                  progress: Callable[[Iterable], Iterable] | None = None,
+                  holdout: Sequence[int] = ()) -> EvaluationContext:
     """Rasterize the source views, compute the occupancies and build the evaluator (once per scene).
 
     Arguments after ``codec`` are those of :func:`rrd.evaluate.build_evaluator`; ``progress`` wraps
-    the camera iterables being rasterized (tqdm).
+    the camera iterables being rasterized (tqdm); ``holdout``: source views to evaluate on and not to
+    fit on (see :class:`EvaluationContext`; excludes ``leave_out``, which it then sets).
     """
+    if holdout:
+        if leave_out:
+            raise InputError("give either leave_out or holdout, not both")
+        check_evaluation(scene, reference, filter, views, holdout)
+        leave_out = [i for i in range(len(scene.cameras)) if i not in set(holdout)]
     check_evaluation(scene, reference, filter, views, leave_out)
     source_views = rasterize_views(scene.mesh, scene.atlas, scene.cameras, backend, progress)
     used = occupancy(scene, USED_MARGIN)
@@ -201,4 +211,4 @@ def build_context(scene: Scene, codec: Codec, reference: str = "renders", filter
                                 orbit_size, backend, progress)
     original = torch.from_numpy(scene.atlas.tiles).reshape(-1, 3)
     return EvaluationContext(scene, codec, reference, filter, source_views, used, keep, original, evaluator,
-                             tuple(leave_out))
+                             tuple(leave_out), tuple(holdout))

@@ -55,7 +55,8 @@ def report_markdown(report: dict[str, Any]) -> str:
              f"- codec: `{report['codec_repr']}` at {_points_text(report)}",
              f"- reference: {_REFERENCE_TEXT[report['reference']]}; texture filter {report['filter']}",
              f"- views: {len(views['names'])} ({views['set']}"
-             + (f", left out: {views['leave_out']}" if views["leave_out"] else "") + ")"
+             + (f", held out from fitting, evaluated alone: {views['holdout']}" if views.get("holdout")
+                else f", left out: {views['leave_out']}" if views["leave_out"] else "") + ")"
              + (f"; {100 * views['excluded_share']:.2f} % of covered pixels excluded"
                 if report["reference"] == "renders" else "")
              + (f"; dropped (nothing to count): {', '.join(views['dropped'])}" if views["dropped"] else ""),

@@ -1,8 +1,9 @@
 """The R-RD optimiser as evaluation methods: ``rrd`` (lambda tied to each operating point) and
 ``rrd-fixed`` (the published mode: one lambda, one atlas coded at every point).
 
-Both fold only the source views the evaluation does not leave out, so leave-one-out results are
-honest, against the evaluation's own reference ("renders" or "photos").
+Both fold the source views the evaluation uses, except the held-out ones (``holdout``: leave-one-out
+evaluates on a view the optimiser never saw), against the evaluation's own reference ("renders" or
+"photos").
 """
 
 from __future__ import annotations
@@ -47,9 +48,10 @@ class RRDMethod(Method):
         self.rate = get_rate_model(ctx.codec.name, **options)
 
     def _problem(self) -> Problem:
-        key = f"rrd:problem:{self.ctx.reference}:{self.ctx.leave_out}:{self.settings.prior}"
+        excluded = set(self.ctx.holdout or self.ctx.leave_out)
+        key = f"rrd:problem:{self.ctx.reference}:{sorted(excluded)}:{self.settings.prior}"
         if key not in self.ctx.cache:
-            keep = [i for i in range(len(self.ctx.views)) if i not in self.ctx.leave_out]
+            keep = [i for i in range(len(self.ctx.views)) if i not in excluded]
             photos = None if self.ctx.scene.photos is None else [self.ctx.scene.photos[i] for i in keep]
             self.ctx.cache[key] = prepare(self.ctx.scene.mesh, self.ctx.scene.atlas, [self.ctx.views[i] for i in keep],
                                           self.ctx.reference, photos, prior=self.settings.prior)

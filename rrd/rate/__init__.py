@@ -23,10 +23,12 @@ from rrd.rate.base import (
     soft_nonzero,
 )
 from rrd.rate.jpeg import JpegRateModel
+from rrd.rate.video import HevcRateModel, VideoRateModel, VvcRateModel
 
 __all__ = [
     "RATE_MODELS",
     "CoefficientCost",
+    "HevcRateModel",
     "JpegRateModel",
     "RateModel",
     "banded_bits",
@@ -35,4 +37,6 @@ __all__ = [
     "get_rate_model",
     "register_rate_model",
     "soft_nonzero",
+    "VideoRateModel",
+    "VvcRateModel",
 ]

@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 # Pixels per band on the CPU (keeps a band's temporaries in cache) and on other devices.
-_CPU_BAND_PIXELS = 1 << 18
+_CPU_BAND_PIXELS = 1 << 20
 _DEVICE_BAND_PIXELS = 1 << 24
 # Search interval of log(scale) in calibrate(): a factor e^5 ~ 150 either way.
 _LOG_SCALE_BOUND = 5.0

@@ -44,10 +44,10 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from rrd.color import MATRICES
+from rrd.color import rgb_to_ycbcr
 from rrd.errors import InputError
 from rrd.rate.base import CoefficientCost, RateModel, coefficient_bits, register_rate_model
-from rrd.rate.transform import block_dct, pad_edge
+from rrd.rate.transform import block_dct, color_planes, pad_edge
 
 __all__ = ["JPEG_CHROMA", "JPEG_LUMA", "JpegPlaneCost", "JpegRateModel", "LUMA_TABLE", "CHROMA_TABLE",
            "quant_table"]
@@ -83,8 +83,8 @@ class JpegPlaneCost:
 
 
 # Fitted constants (see the module docstring).
-JPEG_LUMA = JpegPlaneCost(block_bits=7.972, ac=CoefficientCost(2.988, 1.583), dc=CoefficientCost(0.0, 1.074))
-JPEG_CHROMA = JpegPlaneCost(block_bits=0.0, ac=CoefficientCost(1.276, 3.287), dc=CoefficientCost(0.0, 4.742))
+JPEG_LUMA = JpegPlaneCost(block_bits=6.0, ac=CoefficientCost(2.959, 1.608), dc=CoefficientCost(1.084, 0.0))
+JPEG_CHROMA = JpegPlaneCost(block_bits=4.0, ac=CoefficientCost(0.7867, 3.667), dc=CoefficientCost(4.52, 0.0))
 
 
 def quant_table(base: tuple[int, ...], quality: int) -> list[int]:
@@ -109,14 +109,14 @@ def _inverse_steps(quality: int, luma: bool) -> tuple[torch.Tensor, float]:
 
 
 @functools.lru_cache(maxsize=None)
-def _jfif_transform() -> tuple[torch.Tensor, torch.Tensor]:
-    """1x1-convolution weight (3, 3, 1, 1) and bias (3,) of RGB in [0, 1] -> level-shifted Y'CbCr."""
-    kr, kb = MATRICES["bt601"]
-    kg = 1.0 - kr - kb
-    matrix = torch.tensor([[kr, kg, kb],
-                           [-0.5 * kr / (1 - kb), -0.5 * kg / (1 - kb), 0.5],
-                           [0.5, -0.5 * kg / (1 - kr), -0.5 * kb / (1 - kr)]], dtype=torch.float64)
-    return 255.0 * matrix[:, :, None, None], torch.tensor([-128.0, 0.0, 0.0], dtype=torch.float64)
+def _jfif_matrix() -> tuple[tuple[float, float, float], ...]:
+    """Rows Y, Cb, Cr of the JFIF transform of RGB in [0, 1] to 8-bit units."""
+    matrix = 255.0 * rgb_to_ycbcr(torch.eye(3, dtype=torch.float64), "bt601").T
+    return tuple(tuple(row) for row in matrix.tolist())
+
+
+# Level shift of the planes: Y - 128 (Cb and Cr come out centred).
+_LEVEL_SHIFT = (-128.0, 0.0, 0.0)
 
 
 @register_rate_model
@@ -154,10 +154,8 @@ class JpegRateModel(RateModel):
             param: quality 1..100.
         """
         mcu = 16 if self.subsampling == "4:2:0" else 8
-        weight, bias = (t.to(band) for t in _jfif_transform())
-        image = pad_edge(band.permute(2, 0, 1)[None], mcu, pad_rows)
-        body = F.conv2d(image[:, :, context:], weight, bias)[0]
-        luma, chroma = body[0], self._chroma(body[1:])
+        planes = pad_edge(color_planes(band, _jfif_matrix(), _LEVEL_SHIFT), mcu, pad_rows)
+        luma, chroma = planes[0, context:], self._chroma(planes[1:, context:])
         luma_coef, chroma_coef = block_dct(luma, _BLOCK), block_dct(chroma, _BLOCK)
 
         inv_luma, step_luma = _inverse_steps(param, True)
@@ -175,7 +173,7 @@ class JpegRateModel(RateModel):
         if context:
             # The DC predictor: the last block of the previous MCU row (its bottom-right 8x8 luma
             # block, and its last chroma block), the last block coded before this band.
-            previous = F.conv2d(image[:, :, :context, -mcu:], weight, bias)[0]
+            previous = planes[:, :context, -mcu:]
             luma_prev = previous[0, -_BLOCK:, -_BLOCK:].mean() * _BLOCK
             chroma_prev = self._chroma(previous[1:])[:, -_BLOCK:, -_BLOCK:].mean(dim=(1, 2)) * _BLOCK
         else:

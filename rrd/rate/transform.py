@@ -15,7 +15,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["block_dct", "dct_matrix", "pad_edge"]
+__all__ = ["block_dct", "color_planes", "dct_matrix", "pad_edge"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -56,15 +56,31 @@ def block_dct(plane: torch.Tensor, n: int) -> torch.Tensor:
     return rows.reshape(*lead, height // n, n, width // n, n) @ d.T
 
 
+def color_planes(rgb: torch.Tensor, matrix: tuple[tuple[float, float, float], ...],
+                 offset: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> torch.Tensor:
+    """Channels-last RGB to three channels-first planes: ``plane_k = sum_c matrix[k][c] rgb_c + offset[k]``.
+
+    Args:
+        rgb: (H, W, 3) floating tensor.
+        matrix: 3 x 3 Python floats (rows = output planes); offset: 3 Python floats.
+    Returns:
+        (3, H, W) contiguous tensor, same dtype/device; differentiable. (Three weighted sums of
+        strided channels are several times faster on the CPU than a 1x1 convolution or a matmul
+        with an inner dimension of 3.)
+    """
+    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return torch.stack([red * m[0] + green * m[1] + blue * m[2] + o for m, o in zip(matrix, offset)])
+
+
 def pad_edge(image: torch.Tensor, multiple: int, extra_rows: int = 0) -> torch.Tensor:
     """Replicate the last column (and row) of a channels-first image up to a multiple of a size.
 
     Args:
-        image: (N, C, H, W) floating tensor.
+        image: (C, H, W) or (N, C, H, W) floating tensor.
         multiple: W is padded up to a multiple of this.
         extra_rows: rows appended at the bottom (copies of the last row), chosen by the caller.
     Returns:
-        (N, C, H + extra_rows, W') with ``W' = ceil(W / multiple) * multiple``; ``image`` itself
+        (..., C, H + extra_rows, W') with ``W' = ceil(W / multiple) * multiple``; ``image`` itself
         when nothing is padded.
     """
     pad_w = -image.shape[-1] % multiple

@@ -47,7 +47,8 @@ class EvaluateParams:
     """codec: jpeg | hevc | vvc (default options); methods: registry names; points: operating points
     (default the codec's); reference: renders | photos; filter: bilinear | trilinear; views: source |
     orbit | both; anchor: BD-rate anchor (default rule in :mod:`rrd.evaluate`); orbit_size: orbit image
-    side (px); orbit_count: orbit cameras; leave_out: source view indices not evaluated on;
+    side (px); orbit_count: orbit cameras; leave_out: source view indices not evaluated on; holdout: source view
+    indices evaluated on and hidden from the rrd methods (leave-one-out; excludes leave_out);
     save_decoded: keep every decoded atlas; backend: rasterizer; iterations, lambda_scale: settings of
     the R-RD methods ``rrd`` and ``rrd-fixed``."""
 
@@ -61,6 +62,7 @@ class EvaluateParams:
     orbit_size: int = ORBIT_SIZE
     orbit_count: int = ORBIT_COUNT
     leave_out: tuple[int, ...] = ()
+    holdout: tuple[int, ...] = ()
     save_decoded: bool = False
     backend: Literal["auto", "nvdiffrast", "embree", "cpu"] = "auto"
     iterations: int = 100
@@ -160,6 +162,7 @@ def run_evaluation(ctx: EvaluationContext, methods: Sequence[str], points: Seque
         "reference": ctx.reference, "filter": ctx.filter,
         "views": {"set": _view_set(ctx), "names": [v.name for v in evaluator.views],
                   "kinds": [v.kind for v in evaluator.views], "leave_out": list(ctx.leave_out),
+                  "holdout": list(ctx.holdout),
                   "dropped": list(evaluator.dropped), "excluded_share": evaluator.excluded_share,
                   "excluded_share_per_view": {v.name: v.excluded_share for v in evaluator.views},
                   "pixels_counted": sum(v.n_counted for v in evaluator.views)},
@@ -184,7 +187,7 @@ def evaluate_stage(ctx: StageContext, params: EvaluateParams, scene: Scene) -> d
     ctx.progress(0.0, "rasterizing")
     bar = lambda items: tqdm(items, desc="rasterizing", unit="view", leave=False, disable=None)  # noqa: E731
     eval_ctx = build_context(scene, codec, params.reference, params.filter, params.views, params.leave_out,
-                             params.orbit_count, params.orbit_size, params.backend, bar)
+                             params.orbit_count, params.orbit_size, params.backend, bar, params.holdout)
     rrd_options = {"iterations": params.iterations, "lambda_scale": params.lambda_scale}
     eval_ctx.options.update({"rrd": rrd_options, "rrd-fixed": rrd_options})
     report = run_evaluation(eval_ctx, names, params.points, ctx.out_dir, params.anchor, params.save_decoded,
