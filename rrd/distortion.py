@@ -65,8 +65,9 @@ class QuadraticDistortion(DistortionModel):
 
     def value_and_gradient(self, T: torch.Tensor) -> tuple[float, torch.Tensor]:
         half = self.form.half_gradient_of_quadratic(T)
+        # A pairwise sum: torch.dot accumulates float32 serially (1e-3 relative error on 5e7 texels).
         value = float((T * (half - 2 * self.form.b)).sum()) + self.form.c
-        return self.scale * value, (2 * self.scale) * (half - self.form.b)
+        return self.scale * value, half.sub_(self.form.b).mul_(2 * self.scale)
 
 
 @dataclass

@@ -57,8 +57,9 @@ class QuadraticForm:
         out = self.diag[:, None] * T
         for k, o in enumerate(self.offsets):
             p = self.pairs[k, :-o, None]
-            out[:-o] += 0.5 * p * T[o:]
-            out[o:] += 0.5 * p * T[:-o]
+            # In place and fused: a 4096^2 atlas makes every temporary a 200 MB pass over memory.
+            out[:-o].addcmul_(p, T[o:], value=0.5)
+            out[o:].addcmul_(p, T[:-o], value=0.5)
         return out
 
     def value(self, T: torch.Tensor) -> torch.Tensor:

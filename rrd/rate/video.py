@@ -260,7 +260,8 @@ class VideoRateModel(RateModel):
     Attributes:
         scale: calibration factor (see :class:`rrd.rate.base.RateModel`).
         luma, chroma: the fitted plane constants.
-        threshold: fitted dead-zone threshold in quantisation steps.
+        threshold: where a coefficient counts as half surviving, in quantisation steps
+            (:data:`HEVC_THRESHOLD` says how it was chosen).
     """
 
     luma: VideoPlaneCost = field(default=None)  # type: ignore[assignment]
@@ -271,7 +272,7 @@ class VideoRateModel(RateModel):
     context_rows: ClassVar[int] = 2  # one luma row, and the chroma row made of two luma rows
 
     def band_bits(self, band: torch.Tensor, context: int, pad_rows: int, param: int) -> torch.Tensor:
-        """Unscaled bits of 16-row units of one tile (see :func:`rrd.rate.base.banded_bits`).
+        """Unscaled bits of 64-row units of one tile (see :func:`rrd.rate.base.banded_bits`).
 
         Args:
             band: (context + h, W, 3) RGB in [0, 1]; ``context`` is 0 or 2 rows.
@@ -308,7 +309,6 @@ HEVC_LUMA = VideoPlaneCost(CoefficientCost(1.577, 1.0), cbf_bits=6.037, block_bi
 HEVC_CHROMA = VideoPlaneCost(CoefficientCost(6.276, 1.0), cbf_bits=0.4013, block_bits=0.1414)
 VVC_LUMA = VideoPlaneCost(CoefficientCost(1.575, 1.0), cbf_bits=4.079, block_bits=0.4)
 VVC_CHROMA = VideoPlaneCost(CoefficientCost(0.0, 1.0), cbf_bits=4.238, block_bits=0.2454)
-
 
 
 @register_rate_model
