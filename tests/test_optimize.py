@@ -66,10 +66,11 @@ def test_quadratic_objective_converges_to_its_minimum():
     torch.testing.assert_close(result.tiles.reshape(M, 3), expected, atol=1e-6, rtol=0)
 
 
-def test_optimised_atlas_codes_smaller_than_padding_at_equal_quality(demo_problem):
-    """The real JPEG encoder spends fewer bits on the optimised atlas for the same rendering PSNR."""
+@pytest.mark.parametrize("codec_name,points", [("jpeg", (30, 60, 90)), ("hevc", (22, 32, 42))])
+def test_optimised_atlas_codes_smaller_than_padding_at_equal_quality(demo_problem, codec_name, points):
+    """The real encoder spends fewer bits on the optimised atlas for the same rendering PSNR."""
     scene, views, problem = demo_problem
-    codec, rate = get_codec("jpeg"), get_rate_model("jpeg")
+    codec, rate = get_codec(codec_name), get_rate_model(codec_name)
     shape = scene.atlas.tiles.shape[:3]
 
     def point(tiles: np.ndarray, q: int) -> tuple[int, float]:
@@ -79,7 +80,6 @@ def test_optimised_atlas_codes_smaller_than_padding_at_equal_quality(demo_proble
                   for v, p in zip(views, scene.photos)]
         return coded.bits, float(np.mean(scores))
 
-    points = (30, 60, 90)
     spp = pad(scene.atlas.tiles, problem.keep, "spp")
     base = [point(spp, q) for q in points]
     ours = [point(preprocess(problem, rate, q, iterations=20).tiles.numpy(), q) for q in points]
