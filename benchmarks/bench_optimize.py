@@ -7,10 +7,11 @@ In one run:
   the peak memory of the process;
 * the time per iteration with the 10 source views and with 40 (each view four times): the folded
   form makes it independent of the number of views (only the fold grows with them);
+* the time per iteration with the codec in the loop (``coded_distortion``: one encode + decode more);
 * the same iterations with the reference path (every view rendered and back-propagated on every
   evaluation) and the ratio of the two.
 
-    python benchmarks/bench_optimize.py                       # jpeg 50, 100 iterations -> results/optimize_sceaux.*
+    python benchmarks/bench_optimize.py                       # jpeg 50, default iterations -> results/optimize_sceaux.*
     python benchmarks/bench_optimize.py --codec hevc --param 32 --scale 0.5
 """
 
@@ -27,7 +28,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED_DATA, machine, peak_rss_mb, write_results  # noqa: E402
 
-from rrd.preprocess import prepare, preprocess  # noqa: E402
+from rrd.codecs import get_codec  # noqa: E402
+from rrd.preprocess import DEFAULT_ITERATIONS, prepare, preprocess  # noqa: E402
 from rrd.rate import get_rate_model  # noqa: E402
 from rrd.render import rasterize_views  # noqa: E402
 from rrd_pipeline.sources import SceneSource, load_scene  # noqa: E402
@@ -37,10 +39,11 @@ __all__ = ["main"]
 SCEAUX = SHARED_DATA / "sceaux_castle"
 
 
-def iteration_seconds(problem, rate, param: int, iterations: int) -> float:
+def iteration_seconds(problem, rate, param: int, iterations: int, codec=None) -> float:
     """Mean wall time of one iteration (rate model + distortion, value and gradient, and the step)."""
     stamps: list[float] = []
-    preprocess(problem, rate, param, iterations=iterations, progress=lambda *_: stamps.append(time.perf_counter()))
+    preprocess(problem, rate, param, iterations=iterations, progress=lambda *_: stamps.append(time.perf_counter()),
+               codec=codec)
     # stamps[0] follows the evaluation at the start; each later stamp one step + one evaluation.
     return (stamps[-1] - stamps[0]) / (len(stamps) - 1)
 
@@ -49,7 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--codec", default="jpeg")
     parser.add_argument("--param", type=int, default=50, help="JPEG quality or QP")
-    parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS)
     parser.add_argument("--timing-iterations", type=int, default=5, help="iterations per per-iteration timing")
     parser.add_argument("--scale", type=float, default=1.0, help="photo and camera resize factor in (0, 1]")
     args = parser.parse_args()
@@ -84,8 +87,9 @@ def main() -> None:
     t["fold_40_views_s"] = time.perf_counter() - start
     t["iteration_40_views_s"] = iteration_seconds(problem_40, rate, args.param, n)
     del problem_40
-    print(f"per iteration: 10 views {t['iteration_10_views_s']:.2f} s, 40 views {t['iteration_40_views_s']:.2f} s",
-          flush=True)
+    t["iteration_coded_s"] = iteration_seconds(problem, rate, args.param, n, get_codec(args.codec))
+    print(f"per iteration: 10 views {t['iteration_10_views_s']:.2f} s, 40 views {t['iteration_40_views_s']:.2f} s, "
+          f"codec in the loop {t['iteration_coded_s']:.2f} s", flush=True)
     rendered = prepare(scene.mesh, scene.atlas, views, "renders", mode="rendered")
     t["iteration_rendered_s"] = iteration_seconds(rendered, rate, args.param, n)
     del rendered
@@ -113,6 +117,7 @@ def main() -> None:
         "| per iteration | seconds |", "|---|---:|",
         f"| 10 views, folded | {t['iteration_10_views_s']:.2f} |",
         f"| 40 views, folded (fold {t['fold_40_views_s']:.1f} s) | {t['iteration_40_views_s']:.2f} |",
+        f"| 10 views, folded, codec in the loop (`--coded-distortion`) | {t['iteration_coded_s']:.2f} |",
         f"| 10 views, reference path (render every view) | {t['iteration_rendered_s']:.2f} |",
         f"| ratio reference / folded | {ratio:.1f}x |", "",
         f"Peak memory of the whole run (40-view fold and reference path included): {peak_rss_mb():.0f} MB.",

@@ -132,13 +132,14 @@ def build_distortion(views: Sequence[View], atlas_shape: tuple[int, int, int], o
         raise InputError("the photo reference needs one photo per view")
     T, H, W = atlas_shape
     M, C = original.shape
+    original = original.double()  # once: every view gathers its reference colours from it
     acc = QuadraticAccumulator(M, W, C)
     kept: list[tuple[Taps, torch.Tensor, torch.Tensor]] = []
     for i, view in enumerate(views):
         taps = view_taps(view, atlas_shape)
         if reference == "renders":
             weight = seam_free_weights(taps, used)
-            ref = gather(original.double(), taps)
+            ref = gather(original, taps)
         else:
             weight = torch.ones(len(view.pixels), dtype=torch.float64)
             ref = photos[i][view.pixels].double()
@@ -153,6 +154,6 @@ def build_distortion(views: Sequence[View], atlas_shape: tuple[int, int, int], o
     scale = 255.0 ** 2 * n_seen / max(acc.weight_sum, 1e-12)
     prior_weight = prior * (float(form.diag[seen].median()) if n_seen else 1.0) * used.to(torch.float64)
     if mode == "quadratic":
-        return QuadraticDistortion(form.with_prior(prior_weight, original.double()), scale)
+        return QuadraticDistortion(form.with_prior(prior_weight, original), scale)
     return RenderedDistortion([k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept],
-                              prior_weight, original.double(), scale, form.diag)
+                              prior_weight, original, scale, form.diag)

@@ -57,7 +57,7 @@ from rrd.codecs import Codec
 from rrd.color import rgb_to_ycbcr
 from rrd.distortion import REFERENCES, seam_free_weights
 from rrd.errors import InputError
-from rrd.metrics import BDRateUndefined, bd_rate, mean_psnr
+from rrd.metrics import BDRateUndefined, bd_rate, mean_psnr, yuv_mse
 from rrd.render import FILTERS, View, rasterize_views, render, texel_vector, view_taps
 from rrd.sample import Taps, mip_texels
 from rrd.scene import Scene
@@ -220,7 +220,7 @@ def masked_psnrs(test: np.ndarray, reference: np.ndarray) -> tuple[float, float]
     diff = np.asarray(test, dtype=np.float64) - np.asarray(reference, dtype=np.float64)
     second = diff.T @ diff / max(len(diff), 1)
     mse_ycc = np.diag(_RGB_TO_YCC.T @ second @ _RGB_TO_YCC)
-    return _psnr_db(float(np.trace(second)) / 3.0), _psnr_db(float(6.0 * mse_ycc[0] + mse_ycc[1] + mse_ycc[2]) / 8.0)
+    return _psnr_db(float(np.trace(second)) / 3.0), _psnr_db(yuv_mse(*(float(m) for m in mse_ycc)))
 
 
 @dataclass(frozen=True, eq=False)

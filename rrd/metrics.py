@@ -57,6 +57,7 @@ __all__ = [
     "mse",
     "psnr",
     "psnr_yuv",
+    "yuv_mse",
 ]
 
 ImageLike = Union[np.ndarray, torch.Tensor]
@@ -155,6 +156,11 @@ def psnr(a: ImageLike, b: ImageLike, mask: ImageLike | None = None, peak: float 
     return _psnr_db(mse(a, b, mask), peak)
 
 
+def yuv_mse(mse_y: float, mse_u: float, mse_v: float) -> float:
+    """MPEG's combined YUV error of per-plane MSEs: ``(6 MSE_Y + MSE_U + MSE_V) / 8``."""
+    return (6.0 * mse_y + mse_u + mse_v) / 8.0
+
+
 def psnr_yuv(a: ImageLike, b: ImageLike, mask: ImageLike | None = None) -> dict[str, float]:
     """Y, U, V and combined YUV PSNR in dB on full-range BT.709 Y'CbCr, MPEG style.
 
@@ -169,7 +175,7 @@ def psnr_yuv(a: ImageLike, b: ImageLike, mask: ImageLike | None = None) -> dict[
         InputError: as :func:`mse`, or images without exactly 3 channels.
     """
     mse_y, mse_u, mse_v = _per_channel_mse(a, b, mask, yuv=True).tolist()
-    mse_yuv = (6.0 * mse_y + mse_u + mse_v) / 8.0
+    mse_yuv = yuv_mse(mse_y, mse_u, mse_v)
     return {"y": _psnr_db(mse_y, 1.0), "u": _psnr_db(mse_u, 1.0), "v": _psnr_db(mse_v, 1.0),
             "yuv": _psnr_db(mse_yuv, 1.0)}
 

@@ -7,6 +7,18 @@
 SSE, so lambda has the meaning it has inside an encoder (bits per unit of 8-bit SSE), which is how
 :func:`lambda_for` ties it to the operating point.
 
+With ``decode`` (the codec's round trip) the objective is measured on the *decoded* atlas, the atlas as
+it will be rendered: a step is kept only if it lowers ``bits + lambda * D(decode(T))``, so the descent
+sees what coding does to each change (a coefficient pushed under the quantiser's dead zone loses all of
+itself, not the part the descent removed). The quantiser has no useful derivative; the step direction
+mixes D's own gradient with a fraction ``straight_through`` of the decoded atlas's gradient passed
+straight through the codec (which pre-compensates coding error). Measured with 50 iterations, BD-rate
+(RGB) against HBF: on the demo scene, photo reference, JPEG -13.5 % -> -19.6 %, HEVC -11.5 % -> -14.0 %,
+VVC -5.6 % -> -9.7 %; on the Sceaux sample, asset reference, JPEG -9.5 % -> -1.6 %, because there the
+coded distortion moves from step to step by about what a step saves and good steps are rejected. So the
+pipeline keeps it optional. The full straight-through gradient (1.0) did better on the demo's HEVC
+(-19.5 %) but stalled on Sceaux, where its first step doubled the coded distortion.
+
 The step is gradient descent preconditioned by the diagonal of the distortion Hessian (each texel's
 render weight), with heavy-ball momentum and a projection onto [0, 1]: per-texel adaptive
 optimisers (Adam) rescale every texel's step and make lambda nearly ineffective.
@@ -50,6 +62,8 @@ class OptimizeSettings:
         iterations: gradient steps.
         step: initial step size relative to the preconditioned (Newton-like) step.
         momentum: heavy-ball momentum in [0, 1).
+        straight_through: with a codec round trip, the weight in [0, 1] of the decoded atlas's distortion
+            gradient in the step direction (1 - weight on the atlas's own); see the module docstring.
     """
 
     lam: float
@@ -57,6 +71,7 @@ class OptimizeSettings:
     iterations: int = 100
     step: float = 1.0
     momentum: float = 0.7
+    straight_through: float = 0.3
 
 
 @dataclass
@@ -66,7 +81,7 @@ class OptimizeResult:
     Attributes:
         tiles: (T, H, W, C) float32 optimised texels in [0, 1].
         bits: the rate model's estimate for the final atlas (bits).
-        distortion: final D (8-bit SSE units, see the module docstring).
+        distortion: final D (8-bit SSE units, see the module docstring; of the decoded atlas with ``decode``).
         history: per iteration (bits, distortion, objective).
     """
 
@@ -78,7 +93,8 @@ class OptimizeResult:
 
 def optimize_atlas(tiles: torch.Tensor, rate_bits: Callable[[torch.Tensor], torch.Tensor],
                    distortion: DistortionModel, settings: OptimizeSettings,
-                   progress: Callable[[int, float, float], None] | None = None) -> OptimizeResult:
+                   progress: Callable[[int, float, float], None] | None = None,
+                   decode: Callable[[torch.Tensor], torch.Tensor] | None = None) -> OptimizeResult:
     """Minimise ``rate_bits(T) + lam * D(T)`` over the whole atlas.
 
     Args:
@@ -87,8 +103,11 @@ def optimize_atlas(tiles: torch.Tensor, rate_bits: Callable[[torch.Tensor], torc
         distortion: D on the flat texel vector of the same tiles.
         settings: see :class:`OptimizeSettings`.
         progress: called after each iteration with (iteration, bits, distortion).
+        decode: the codec's round trip, (T, H, W, C) tiles in [0, 1] -> the decoded tiles, same shape; when
+            given, D is that of the decoded atlas (module docstring).
     Returns:
-        :class:`OptimizeResult`; deterministic for given inputs (no randomness is used).
+        :class:`OptimizeResult`; deterministic for given inputs (no randomness is used) and a deterministic
+        ``decode``.
     """
     shape = tiles.shape
     x = tiles.detach().reshape(-1, shape[-1]).clone()
@@ -102,6 +121,10 @@ def optimize_atlas(tiles: torch.Tensor, rate_bits: Callable[[torch.Tensor], torc
         bits = rate_bits(xr)
         (g_rate,) = torch.autograd.grad(bits, xr)
         d_value, g_dist = distortion.value_and_gradient(x)
+        if decode is not None:
+            decoded = decode(x.reshape(shape)).reshape(x.shape).to(x)
+            d_value, g_decoded = distortion.value_and_gradient(decoded)
+            g_dist.lerp_(g_decoded, settings.straight_through)
         bits_value = float(bits.detach())
         objective = bits_value + settings.lam * d_value
         history.append((bits_value, d_value, objective))

@@ -14,7 +14,7 @@ from typing import Annotated, Callable, Optional
 import typer
 
 from rrd.errors import InputError
-from rrd.preprocess import DEFAULT_LAMBDA_SCALE
+from rrd.preprocess import DEFAULT_ITERATIONS, DEFAULT_LAMBDA_SCALE
 from rrd_pipeline.sources import SceneSource, load_scene
 from rrd_pipeline.stages import call_stage
 from rrd_pipeline.stages import encode as _encode, evaluate as _evaluate, pad as _pad  # noqa: F401  (registration)
@@ -32,6 +32,9 @@ ImagesOpt = Annotated[Optional[Path], typer.Option("--images", help="Photo folde
 ScaleOpt = Annotated[float, typer.Option("--scale", help="Resize photos and cameras by this factor in (0, 1].")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the embedded demo scene (used without --colmap/--sfm).")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
+CodedOpt = Annotated[bool, typer.Option("--coded-distortion/--no-coded-distortion",
+                                        help="Judge each step by the distortion of the atlas as the codec decodes it (the "
+                                             "codec runs every iteration; see rrd.optimize) instead of the atlas's own.")]
 
 
 LOG_LEVELS = {"fatal": logging.CRITICAL, "error": logging.ERROR, "warning": logging.WARNING,
@@ -85,16 +88,17 @@ def optimize(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: Me
              param: Annotated[Optional[int], typer.Option(help="Operating point: JPEG quality or QP (default: middle of the standard sweep).")] = None,
              lam: Annotated[Optional[float], typer.Option("--lambda", help="Explicit lambda, bits per 8-bit SSE unit (default: tied to --param).")] = None,
              lambda_scale: Annotated[float, typer.Option(help="Multiplier of the operating-point lambda.")] = DEFAULT_LAMBDA_SCALE,
-             iterations: Annotated[int, typer.Option(help="Gradient steps.")] = 100,
+             iterations: Annotated[int, typer.Option(help="Gradient steps.")] = DEFAULT_ITERATIONS,
              reference: Annotated[str, typer.Option(help="Distortion reference: renders (of the original atlas) or photos.")] = "renders",
              init: Annotated[str, typer.Option(help="Padding that fills the starting gutters (spp, pushpull, hbf, none, ...).")] = "spp",
              device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-             backend: Annotated[str, typer.Option(help="Rasterizer: auto, nvdiffrast, embree or cpu.")] = "auto") -> None:
+             backend: Annotated[str, typer.Option(help="Rasterizer: auto, nvdiffrast, embree or cpu.")] = "auto",
+             coded_distortion: CodedOpt = False) -> None:
     """Optimise the atlas for a codec; write the optimised tiles (same names, lossless) beside a copy of the mesh."""
     scene = load_scene(_source(colmap, sfm, mesh, images, scale, seed))
     result = call_stage("optimize", out, {"scene": scene}, codec=codec, param=param, lam=lam,
                         lambda_scale=lambda_scale, iterations=iterations, reference=reference, init=init,
-                        device=device, backend=backend)
+                        device=device, backend=backend, coded_distortion=coded_distortion)
     summary = result["summary"]
     typer.echo(f"estimated {summary['est_kB']} kB ({summary['est_saving_%']}% below the padded start); "
                f"wrote {result['mesh']} and {result['record']}")
@@ -105,7 +109,7 @@ def optimize(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: Me
 def demo(out: OutOpt = Path("demo_out"), seed: SeedOpt = 0,
          codec: Annotated[str, typer.Option(help="Codec: jpeg, hevc or vvc.")] = "jpeg",
          points: Annotated[Optional[str], typer.Option(help="Comma-separated operating points.")] = "30,50,70,90",
-         iterations: Annotated[int, typer.Option(help="Gradient steps of the optimiser.")] = 100) -> None:
+         iterations: Annotated[int, typer.Option(help="Gradient steps of the optimiser.")] = DEFAULT_ITERATIONS) -> None:
     """The main job on the embedded demo scene: render it, then code its atlas as delivered, padded (SPP,
     HBF) and R-RD optimised, against the photos; write the BD-rate report."""
     scene = load_scene(SceneSource(seed=seed))
@@ -160,8 +164,9 @@ def evaluate(out: Annotated[Path, typer.Option("--out", "-o", help="Output folde
              save_decoded: Annotated[bool, typer.Option(help="Write every decoded atlas (default: the lowest point's).")] = False,
              backend: Annotated[str, typer.Option(help="Rasterizer: auto, nvdiffrast, embree or cpu.")] = "auto",
              holdout: Annotated[Optional[str], typer.Option(help="Comma-separated source view indices to evaluate on, hidden from the rrd methods (leave-one-out).")] = None,
-             iterations: Annotated[int, typer.Option(help="Gradient steps of the rrd methods.")] = 100,
-             lambda_scale: Annotated[float, typer.Option(help="Multiplier of the rrd methods' operating-point lambda.")] = DEFAULT_LAMBDA_SCALE) -> None:
+             iterations: Annotated[int, typer.Option(help="Gradient steps of the rrd methods.")] = DEFAULT_ITERATIONS,
+             lambda_scale: Annotated[float, typer.Option(help="Multiplier of the rrd methods' operating-point lambda.")] = DEFAULT_LAMBDA_SCALE,
+             coded_distortion: CodedOpt = False) -> None:
     """Sweep a codec's operating points for several methods; write report.json, report.md, rd.png."""
     method_names, point_values = _csv("--methods", methods), _int_csv("--points", points)
     _evaluate.check_request(codec, method_names, point_values, anchor)
@@ -170,7 +175,8 @@ def evaluate(out: Annotated[Path, typer.Option("--out", "-o", help="Output folde
                         points=None if point_values is None else tuple(point_values), reference=reference,
                         filter=filter, views=views, anchor=anchor, orbit_size=orbit_size,
                         save_decoded=save_decoded, backend=backend, iterations=iterations,
-                        lambda_scale=lambda_scale, holdout=tuple(_int_csv("--holdout", holdout) or ()))
+                        lambda_scale=lambda_scale, holdout=tuple(_int_csv("--holdout", holdout) or ()),
+                        coded_distortion=coded_distortion)
     typer.echo((out / "report.md").read_text())
     typer.echo(f"wrote {result['report']}")
 

@@ -95,6 +95,11 @@ class Method(abc.ABC):
     def atlas_for(self, param: int) -> np.ndarray:
         """(T, H, W, 3) float32 atlas in [0, 1] to code at operating point ``param`` of ``ctx.codec``."""
 
+    @property
+    def settings(self) -> dict[str, object]:
+        """The method's own settings, recorded in the report (none for the padding baselines)."""
+        return {}
+
 
 MethodFactory = Callable[[EvaluationContext], Method]
 METHODS: dict[str, MethodFactory] = {}

@@ -63,6 +63,8 @@ def report_markdown(report: dict[str, Any]) -> str:
              f"- atlas: {atlas['tiles']} tile(s) of {atlas['width']}x{atlas['height']} texels, "
              f"{100 * atlas['used_share']:.1f} % used; rate in bits per atlas texel (bpp)",
              f"- anchor: `{anchor}` ({report['anchor_rule']})"]
+    lines += [f"- `{name}` settings: " + ", ".join(f"{k} {v}" for k, v in entry["settings"].items())
+              for name, entry in report["methods"].items() if entry.get("settings")]
     lines += [f"- {note}" for note in report.get("notes", [])]
     lines += ["", f"## BD-rate (%) against `{anchor}`", "",
               "Negative: fewer bits than the anchor for the same rendering PSNR.", "",

@@ -8,11 +8,11 @@ evaluates on a view the optimiser never saw), against the evaluation's own refer
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from rrd.preprocess import DEFAULT_LAMBDA_SCALE, Problem, prepare, preprocess
+from rrd.preprocess import DEFAULT_ITERATIONS, DEFAULT_LAMBDA_SCALE, Problem, prepare, preprocess
 from rrd.rate import get_rate_model
 from rrd_pipeline.methods import EvaluationContext, Method, register_method
 
@@ -21,13 +21,15 @@ __all__ = ["RRDMethod", "RRDSettings", "DEFAULT_SETTINGS"]
 
 @dataclass(frozen=True)
 class RRDSettings:
-    """Optimiser settings the methods use (see :func:`rrd.preprocess.preprocess`)."""
+    """Optimiser settings the methods use (see :func:`rrd.preprocess.preprocess`); ``coded_distortion``
+    runs the evaluated codec in the loop (steps judged by D of the decoded atlas)."""
 
-    iterations: int = 100
+    iterations: int = DEFAULT_ITERATIONS
     lambda_scale: float = DEFAULT_LAMBDA_SCALE
     prior: float = 0.05
     init: str = "spp"
     device: str = "cpu"
+    coded_distortion: bool = False
 
 
 DEFAULT_SETTINGS = RRDSettings()
@@ -43,28 +45,33 @@ class RRDMethod(Method):
     """
 
     def __init__(self, ctx: EvaluationContext, fixed: bool, settings: RRDSettings = DEFAULT_SETTINGS) -> None:
-        self.ctx, self.fixed, self.settings = ctx, fixed, settings
+        self.ctx, self.fixed, self.config = ctx, fixed, settings
         options = {"subsampling": ctx.codec.options["subsampling"]} if ctx.codec.name == "jpeg" else {}
         self.rate = get_rate_model(ctx.codec.name, **options)
 
+    @property
+    def settings(self) -> dict[str, object]:
+        return asdict(self.config)
+
     def _problem(self) -> Problem:
         excluded = set(self.ctx.holdout or self.ctx.leave_out)
-        key = f"rrd:problem:{self.ctx.reference}:{sorted(excluded)}:{self.settings.prior}"
+        key = f"rrd:problem:{self.ctx.reference}:{sorted(excluded)}:{self.config.prior}"
         if key not in self.ctx.cache:
             keep = [i for i in range(len(self.ctx.views)) if i not in excluded]
             photos = None if self.ctx.scene.photos is None else [self.ctx.scene.photos[i] for i in keep]
             self.ctx.cache[key] = prepare(self.ctx.scene.mesh, self.ctx.scene.atlas, [self.ctx.views[i] for i in keep],
-                                          self.ctx.reference, photos, prior=self.settings.prior)
+                                          self.ctx.reference, photos, prior=self.config.prior)
         return self.ctx.cache[key]
 
     def atlas_for(self, param: int) -> np.ndarray:
         points = self.ctx.codec.default_points
         target = points[len(points) // 2] if self.fixed else param
-        key = f"rrd:{self.ctx.codec!r}:{target}:{self.settings}"
+        key = f"rrd:{self.ctx.codec!r}:{target}:{self.config}"
         if key not in self.ctx.cache:
-            s = self.settings
+            s = self.config
             result = preprocess(self._problem(), self.rate, target, lambda_scale=s.lambda_scale,
-                                iterations=s.iterations, init=s.init, device=s.device)
+                                iterations=s.iterations, init=s.init, device=s.device,
+                                codec=self.ctx.codec if s.coded_distortion else None)
             self.ctx.cache[key] = result.tiles.numpy()
         return self.ctx.cache[key]
 

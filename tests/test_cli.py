@@ -23,6 +23,10 @@ def test_demo_runs_and_reports_psnr(tmp_path):
     assert evaluation["reference"] == "photos"
     assert set(evaluation["methods"]) == {"none", "spp", "hbf", "rrd"}
     assert all(p["bytes"] > 0 for p in evaluation["methods"]["rrd"]["points"])
+    settings = evaluation["methods"]["rrd"]["settings"]
+    assert settings["iterations"] == 3 and settings["coded_distortion"] is False
+    assert evaluation["methods"]["hbf"]["settings"] == {}
+    assert "`rrd` settings: iterations 3," in (tmp_path / "evaluate" / "report.md").read_text()
     assert (tmp_path / "evaluate" / "rd.png").stat().st_size > 0
 
 

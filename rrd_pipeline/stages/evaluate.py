@@ -4,7 +4,8 @@ For each method (:mod:`rrd_pipeline.methods`) and each point, the method's atlas
 and rendered from every evaluation view (:mod:`rrd.evaluate`). The stage's folder receives:
 
 - ``report.json``: ``scene``, ``codec``, ``reference``, ``methods`` {name: {``points``: [{``param``,
-  ``bytes``, ``bpp``, ``psnr``, ``psnr_yuv``, ``encode_s``, ``views``}], ``baseline``, ``uncoded``}},
+  ``bytes``, ``bpp``, ``psnr``, ``psnr_yuv``, ``encode_s``, ``views``}], ``baseline``, ``settings`` (the
+  method's own, e.g. the optimiser's for rrd), ``uncoded``}},
   ``bd_rate`` {name: {``anchor``, ``pchip``, ``cubic``, ``warnings``}} on RGB PSNR, ``bd_rate_yuv``
   the same on YUV PSNR (percent, negative = fewer bits; an undefined value is ``{"undefined": reason}``),
   ``anchor`` and how it was chosen, the settings, the views and their excluded shares;
@@ -27,7 +28,7 @@ from tqdm import tqdm
 from rrd.codecs import get_codec
 from rrd.errors import InputError
 from rrd.evaluate import bd_table, code_atlas, default_anchor
-from rrd.preprocess import DEFAULT_LAMBDA_SCALE
+from rrd.preprocess import DEFAULT_ITERATIONS, DEFAULT_LAMBDA_SCALE
 from rrd.scene import Scene
 from rrd.viewpoints import ORBIT_COUNT, ORBIT_SIZE
 from rrd_pipeline.methods import EvaluationContext, build_context, check_methods, make_method
@@ -49,8 +50,8 @@ class EvaluateParams:
     orbit | both; anchor: BD-rate anchor (default rule in :mod:`rrd.evaluate`); orbit_size: orbit image
     side (px); orbit_count: orbit cameras; leave_out: source view indices not evaluated on; holdout: source view
     indices evaluated on and hidden from the rrd methods (leave-one-out; excludes leave_out);
-    save_decoded: keep every decoded atlas; backend: rasterizer; iterations, lambda_scale: settings of
-    the R-RD methods ``rrd`` and ``rrd-fixed``."""
+    save_decoded: keep every decoded atlas; backend: rasterizer; iterations, lambda_scale, coded_distortion:
+    settings of the R-RD methods ``rrd`` and ``rrd-fixed`` (:class:`rrd_pipeline.rrd_methods.RRDSettings`)."""
 
     codec: str = "jpeg"
     methods: tuple[str, ...] = DEFAULT_METHODS
@@ -65,8 +66,9 @@ class EvaluateParams:
     holdout: tuple[int, ...] = ()
     save_decoded: bool = False
     backend: Literal["auto", "nvdiffrast", "embree", "cpu"] = "auto"
-    iterations: int = 100
+    iterations: int = DEFAULT_ITERATIONS
     lambda_scale: float = DEFAULT_LAMBDA_SCALE
+    coded_distortion: bool = False
 
 
 def check_points(codec_name: str, points: Sequence[int] | None) -> list[int]:
@@ -131,7 +133,7 @@ def run_evaluation(ctx: EvaluationContext, methods: Sequence[str], points: Seque
             method = make_method(name, ctx)
             bar.set_postfix_str(f"{name} atlas")
             uncoded = evaluator.quality(method.atlas_for(params[0]))
-            entry = {"baseline": method.is_baseline,
+            entry = {"baseline": method.is_baseline, "settings": method.settings,
                      "uncoded": {"psnr": uncoded.psnr_db, "psnr_yuv": uncoded.psnr_yuv_db}, "points": []}
             for k, param in enumerate(params):
                 bar.set_postfix_str(f"{name} {ctx.codec.param_name} {param}")
@@ -188,7 +190,8 @@ def evaluate_stage(ctx: StageContext, params: EvaluateParams, scene: Scene) -> d
     bar = lambda items: tqdm(items, desc="rasterizing", unit="view", leave=False, disable=None)  # noqa: E731
     eval_ctx = build_context(scene, codec, params.reference, params.filter, params.views, params.leave_out,
                              params.orbit_count, params.orbit_size, params.backend, bar, params.holdout)
-    rrd_options = {"iterations": params.iterations, "lambda_scale": params.lambda_scale}
+    rrd_options = {"iterations": params.iterations, "lambda_scale": params.lambda_scale,
+                   "coded_distortion": params.coded_distortion}
     eval_ctx.options.update({"rrd": rrd_options, "rrd-fixed": rrd_options})
     report = run_evaluation(eval_ctx, names, params.points, ctx.out_dir, params.anchor, params.save_decoded,
                             ctx.progress)

@@ -11,7 +11,7 @@ import torch
 
 from rrd.codecs import get_codec
 from rrd.errors import InputError
-from rrd.preprocess import DEFAULT_LAMBDA_SCALE, prepare, preprocess
+from rrd.preprocess import DEFAULT_ITERATIONS, DEFAULT_LAMBDA_SCALE, prepare, preprocess
 from rrd.render import rasterize_views
 from rrd.scene import Scene
 from rrd_pipeline.outputs import write_textured_mesh
@@ -30,20 +30,23 @@ class OptimizeParams:
     per 8-bit SSE unit), default tied to ``param``; lambda_scale: multiplier of that default;
     reference: "renders" of the original atlas (real scenes) or the "photos"; prior: pull of used
     texels towards the original; init: padding that fills the starting gutters; mode: "quadratic"
-    (views folded once) or "rendered" (reference mode); device: "auto", "cpu" or "cuda".
+    (views folded once) or "rendered" (reference mode); device: "auto", "cpu" or "cuda";
+    coded_distortion: run the codec every iteration and judge steps by D of the decoded atlas (default
+    False: D of the atlas itself, as published; see :mod:`rrd.optimize` for what each gives).
     """
 
     codec: Literal["jpeg", "hevc", "vvc"] = "jpeg"
     param: int | None = None
     lam: float | None = None
     lambda_scale: float = DEFAULT_LAMBDA_SCALE
-    iterations: int = 100
+    iterations: int = DEFAULT_ITERATIONS
     reference: Literal["renders", "photos"] = "renders"
     prior: float = 0.05
     init: str = "spp"
     mode: Literal["quadratic", "rendered"] = "quadratic"
     backend: Literal["auto", "nvdiffrast", "embree", "cpu"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    coded_distortion: bool = False
 
 
 def resolve_device(device: str) -> str:
@@ -81,7 +84,8 @@ def optimize_stage(ctx: StageContext, params: OptimizeParams, scene: Scene) -> d
         ctx.progress(0.2 + 0.8 * it / max(params.iterations, 1), f"{bits / 8e3:.1f} kB est, D {distortion:.4g}")
 
     result = preprocess(problem, rate, param, lam=params.lam, lambda_scale=params.lambda_scale,
-                        iterations=params.iterations, init=params.init, device=device, progress=report)
+                        iterations=params.iterations, init=params.init, device=device, progress=report,
+                        codec=codec if params.coded_distortion else None)
     t3 = time.perf_counter()
     files = write_textured_mesh(ctx.out_dir, scene, result.tiles.numpy())
     first = result.history[0]

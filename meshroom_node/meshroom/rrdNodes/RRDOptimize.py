@@ -124,7 +124,7 @@ meshroom_node/README.md). Uses CUDA when available (Device), the CPU otherwise.
             name="iterations",
             label="Iterations",
             description="Number of gradient steps.",
-            value=100,
+            value=50,
             range=(1, 1000, 1),
         ),
         desc.ChoiceParam(
