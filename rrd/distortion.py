@@ -54,19 +54,31 @@ class DistortionModel:
 
 @dataclass
 class QuadraticDistortion(DistortionModel):
-    """D from a folded quadratic form (views and prior folded together, SSE in [0, 1] units)."""
+    """D from a folded quadratic form (views and prior folded together, SSE in [0, 1] units).
+
+    Attributes:
+        form: the form, in ``T - centre`` when a centre is given (:meth:`QuadraticForm.centred`).
+        scale: see the module docstring.
+        centre: (M, C) the expansion point of ``form`` (the original atlas), or None for a form in ``T``.
+    """
 
     form: QuadraticForm
     scale: float
+    centre: torch.Tensor | None = None
 
     @property
     def hessian_diagonal(self) -> torch.Tensor:
         return self.scale * self.form.hessian_diagonal()
 
+    def to(self, device: torch.device | str, dtype: torch.dtype = torch.float32) -> "QuadraticDistortion":
+        centre = None if self.centre is None else self.centre.to(device, dtype)
+        return QuadraticDistortion(self.form.to(device, dtype), self.scale, centre)
+
     def value_and_gradient(self, T: torch.Tensor) -> tuple[float, torch.Tensor]:
-        half = self.form.half_gradient_of_quadratic(T)
+        d = T if self.centre is None else T - self.centre
+        half = self.form.half_gradient_of_quadratic(d)
         # A pairwise sum: torch.dot accumulates float32 serially (1e-3 relative error on 5e7 texels).
-        value = float((T * (half - 2 * self.form.b)).sum()) + self.form.c
+        value = float((d * (half - 2 * self.form.b)).sum()) + self.form.c
         return self.scale * value, half.sub_(self.form.b).mul_(2 * self.scale)
 
 
@@ -121,8 +133,7 @@ def build_distortion(views: Sequence[View], atlas_shape: tuple[int, int, int], o
         mode: "quadratic" (fold once) or "rendered" (reference mode: render every evaluation).
         progress: called with the index of each view folded.
     Returns:
-        A :class:`DistortionModel`; in float64 for "rendered", the form in float64 for "quadratic"
-        (cast with ``form.to`` for speed).
+        A :class:`DistortionModel`; in float64 (cast a :class:`QuadraticDistortion` with ``to`` for speed).
     """
     if reference not in REFERENCES:
         raise InputError(f"unknown distortion reference {reference!r}; choose one of {', '.join(REFERENCES)}")
@@ -149,11 +160,12 @@ def build_distortion(views: Sequence[View], atlas_shape: tuple[int, int, int], o
         if progress is not None:
             progress(i)
     form = acc.form()
+    del acc  # its table is the largest buffer of the fold
     seen = form.diag > 0
     n_seen = int(seen.sum())
-    scale = 255.0 ** 2 * n_seen / max(acc.weight_sum, 1e-12)
+    scale = 255.0 ** 2 * n_seen / max(form.weight_sum, 1e-12)
     prior_weight = prior * (float(form.diag[seen].median()) if n_seen else 1.0) * used.to(torch.float64)
     if mode == "quadratic":
-        return QuadraticDistortion(form.with_prior(prior_weight, original), scale)
+        return QuadraticDistortion(form.with_prior(prior_weight, original).centred(original), scale, original)
     return RenderedDistortion([k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept],
                               prior_weight, original, scale, form.diag)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from rrd.codecs import Codec
-from rrd.distortion import DistortionModel, build_distortion
+from rrd.distortion import DistortionModel, QuadraticDistortion, build_distortion
 from rrd.errors import InputError
 from rrd.evaluate import code_atlas
 from rrd.occupancy import texel_coverage
@@ -110,7 +110,7 @@ def prepare(mesh: TexturedMesh, atlas: Atlas, views: Sequence[View], reference: 
     dist = build_distortion(views, (T, H, W), original, torch.from_numpy(used).reshape(-1), reference,
                             flat_photos, prior=prior, mode=mode, progress=progress)
     if mode == "quadratic":
-        dist.form = dist.form.to("cpu", torch.float32)
+        dist = dist.to("cpu", torch.float32)
     return Problem(atlas=atlas, used=used, keep=keep, distortion=dist)
 
 
@@ -150,8 +150,8 @@ def preprocess(problem: Problem, rate: RateModel, param: int, lam: float | None 
     settings = OptimizeSettings(lam=lam, rate_curvature=RATE_CURVATURE * (255.0 / qstep) ** 2,
                                 iterations=iterations)
     dist = problem.distortion
-    if device != "cpu" and hasattr(dist, "form"):
-        dist = type(dist)(dist.form.to(device), dist.scale)
+    if device != "cpu" and isinstance(dist, QuadraticDistortion):
+        dist = dist.to(device)
     result = optimize_atlas(torch.from_numpy(start).to(device), lambda t: rate.bits(t, param), dist, settings,
                             progress, decode)
     result.tiles = result.tiles.cpu()

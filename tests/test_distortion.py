@@ -89,6 +89,22 @@ def test_asset_reference_is_minimised_by_the_original_and_excludes_seams(problem
     assert bool((w[touches] == 0).all()) and bool((w[~touches] == 1).all())
 
 
+@pytest.mark.parametrize("reference", ["renders", "photos"])
+def test_float32_value_near_the_original_keeps_float64_accuracy(problem, reference):
+    # The optimiser works in float32 a small step away from the original: there the uncentred form's
+    # value is a difference of sums as large as the references' squared norm and cancels to noise.
+    views, shape, original, used, photos = problem
+    exact = build_distortion(views, shape, original, used, reference, photos)
+    fast = exact.to("cpu", torch.float32)
+    g = torch.Generator().manual_seed(3)
+    x = (original + 1e-3 * torch.randn(original.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    v64, g64 = exact.value_and_gradient(x)
+    v32, g32 = fast.value_and_gradient(x.float())
+    change = v64 - exact.value_and_gradient(original)[0]
+    assert abs(v32 - v64) < 1e-3 * abs(change)
+    torch.testing.assert_close(g32.double(), g64, rtol=1e-4, atol=1e-4 * float(g64.abs().max()))
+
+
 def test_prior_keeps_used_but_unseen_texels(problem):
     views, shape, original, used, photos = problem
     dist = build_distortion(views[:1], shape, original, used, "photos", photos[:1], prior=0.05)
