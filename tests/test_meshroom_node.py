@@ -42,7 +42,7 @@ NODES_FOLDER = PLUGIN_ROOT / "meshroom"
 NODE_FILE = NODES_FOLDER / "rrdNodes" / "RRDOptimize.py"
 # Flags of the main `rrd optimize` parameters, which the node must expose.
 MAIN_FLAGS = {"--sfm", "--mesh", "--images", "--out", "--codec", "--param", "--lambda", "--lambda-scale",
-              "--iterations", "--reference", "--init", "--scale", "--device", "--backend"}
+              "--iterations", "--reference", "--init", "--scale", "--device", "--backend", "--coded-distortion"}
 
 
 def _node_class() -> ast.ClassDef:
@@ -52,6 +52,12 @@ def _node_class() -> ast.ClassDef:
     classes = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "RRDOptimize"]
     assert len(classes) == 1 and ast.unparse(classes[0].bases[0]) == "desc.CommandLineNode"
     return classes[0]
+
+
+def _switches() -> dict[str, str]:
+    """The node's BoolParams written as bare switches: attribute name -> flag."""
+    tree = ast.parse(NODE_FILE.read_text(), filename=str(NODE_FILE))
+    return next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "_SWITCHES")
 
 
 def _class_value(cls: ast.ClassDef, name: str) -> ast.expr:
@@ -80,8 +86,11 @@ def _node_flags() -> tuple[list[str], list[str]]:
     cut = words.index("optimize")
     # Meshroom writes each attribute of the "allParams" group (the default group) as --<name> <value>.
     grouped = [f"--{n}" for n, a in _attributes(cls, "inputs").items() if a.get("group", "allParams") == "allParams"]
+    switches = _switches()
+    inputs = _attributes(cls, "inputs")
+    assert all(inputs[n]["type"] == "desc.BoolParam" and inputs[n]["group"] is None for n in switches)
     return ([w for w in words[:cut] if w.startswith("--")],
-            [w for w in words[cut:] if w.startswith("--")] + grouped)
+            [w for w in words[cut:] if w.startswith("--")] + grouped + list(switches.values()))
 
 
 def test_node_flags_are_options_of_the_rrd_cli():
@@ -167,13 +176,17 @@ def _run_meshroom(tmp_path: Path, variable: str, attributes: dict, compute: bool
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _arguments(command_line: str) -> tuple[list[str], dict[str, str]]:
-    """(words up to "optimize", {flag: value} after it) of a command line."""
+def _arguments(command_line: str) -> tuple[list[str], dict[str, str | None]]:
+    """(words up to "optimize", {flag: value, or None for a switch} after it) of a command line."""
     words = shlex.split(command_line)
     cut = words.index("optimize") + 1
-    flags = words[cut::2]
-    assert all(f.startswith("--") for f in flags) and len(set(flags)) == len(flags), command_line
-    return words[:cut], dict(zip(flags, words[cut + 1::2]))
+    switches = set(_switches().values())
+    flags: dict[str, str | None] = {}
+    rest = iter(words[cut:])
+    for flag in rest:
+        assert flag.startswith("--") and flag not in flags, command_line
+        flags[flag] = None if flag in switches else next(rest)
+    return words[:cut], flags
 
 
 INPUTS = {"input": "/data/sfm/cameras.sfm", "inputMesh": "/data/Texturing/texturedMesh.obj",
@@ -207,13 +220,14 @@ def test_meshroom_writes_the_optional_flags_only_when_enabled(tmp_path):
         **INPUTS, "inputMesh": "/data/mesh/scan.obj", "codec": "hevc", "defaultOperatingPoint": False,
         "param": 37, "explicitLambda": True, "lambda": 0.02, "lambdaScale": 2.5, "iterations": 7,
         "reference": "photos", "init": "pushpull", "scale": 0.5, "device": "cpu", "backend": "cpu",
-        "verboseLevel": "debug"})
+        "verboseLevel": "debug", "codedDistortion": True})
     head, flags = _arguments(report["commandLine"])
     assert head == ["rrd", "--log-level", "debug", "optimize"]
     assert {k: flags[k] for k in ("--codec", "--param", "--lambda", "--lambda-scale", "--iterations",
                                   "--reference", "--init", "--scale", "--device", "--backend")} == {
         "--codec": "hevc", "--param": "37", "--lambda": "0.02", "--lambda-scale": "2.5", "--iterations": "7",
         "--reference": "photos", "--init": "pushpull", "--scale": "0.5", "--device": "cpu", "--backend": "cpu"}
+    assert flags["--coded-distortion"] is None
     # rrd keeps the mesh's name: the outputs follow the input mesh
     assert report["outputs"]["outputMesh"] == report["cacheFolder"] + "/scan.obj"
     assert report["outputs"]["outputMaterial"] == report["cacheFolder"] + "/scan.mtl"
@@ -241,7 +255,7 @@ def test_meshroom_computes_the_node_on_the_meshroom_sample(tmp_path):
     sfm, mesh_file, images = _nasa_fixture(tmp_path)
     report = _run_meshroom(tmp_path, "MESHROOM_PLUGINS_PATH", {
         "input": str(sfm), "inputMesh": str(mesh_file), "imagesFolder": str(images), "scale": 1.0, "iterations": 1,
-        "init": "none", "device": "cpu", "backend": "cpu"}, compute=True)
+        "init": "none", "device": "cpu", "backend": "cpu", "codedDistortion": True}, compute=True)
     assert report["chunkStatus"] == "SUCCESS", report["error"]
     outputs = report["outputs"]
     mesh, atlas = read_meshroom_obj(outputs["outputMesh"])
@@ -251,5 +265,6 @@ def test_meshroom_computes_the_node_on_the_meshroom_sample(tmp_path):
     assert Path(outputs["outputMaterial"]).is_file() and Path(outputs["outputTextures"].replace("*", "1001.png")).is_file()
     record = json.loads(Path(outputs["outputRecord"]).read_text())
     assert record["codec"] == "jpeg" and record["settings"]["iterations"] == 1 and record["history"][-1]["iteration"] == 1
+    assert record["settings"]["coded_distortion"] is True
     assert record["estimated_bits"]["final"] > 0
     assert report["ranCommandLine"] == report["commandLine"]  # what Meshroom ran, recorded in its status file

@@ -12,6 +12,11 @@ def _cacheFile(attr, suffix: str, default: str) -> str:
     return "{nodeCacheFolder}/" + (stem + suffix if stem else default)
 
 
+# rrd's on/off options are switches ("--coded-distortion"), which Meshroom's "--<name> <value>" cannot
+# write: these BoolParams stay out of the command-line groups and add their switch when on.
+_SWITCHES = {"codedDistortion": "--coded-distortion"}
+
+
 class RRDOptimize(desc.CommandLineNode):
     # Attributes in the "allParams" group are named after the `rrd optimize` flags they feed
     # (Meshroom writes them as `--<name> <value>`); the others appear by value in the template, because
@@ -22,6 +27,10 @@ class RRDOptimize(desc.CommandLineNode):
     cpu = desc.Level.INTENSIVE
     gpu = desc.Level.NORMAL
     ram = desc.Level.INTENSIVE
+
+    def buildCommandLine(self, chunk) -> str:
+        line = super().buildCommandLine(chunk)
+        return line + "".join(" " + flag for name, flag in _SWITCHES.items() if chunk.node.attribute(name).value)
 
     category = "Dense Reconstruction"
     documentation = """
@@ -126,6 +135,16 @@ meshroom_node/README.md). Uses CUDA when available (Device), the CPU otherwise.
             description="Number of gradient steps.",
             value=50,
             range=(1, 1000, 1),
+        ),
+        desc.BoolParam(
+            name="codedDistortion",
+            label="Codec In The Loop",
+            description="Code the atlas with the real codec at the operating point on every iteration and measure\n"
+                        "the rendering distortion on the decoded atlas (one encode and decode per iteration: slower,\n"
+                        "better on some scenes, worse on others; see rrd's README).",
+            value=False,
+            group=None,
+            advanced=True,
         ),
         desc.ChoiceParam(
             name="reference",
