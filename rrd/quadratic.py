@@ -83,7 +83,9 @@ class QuadraticForm:
         centre: (M, C), e.g. the original atlas (computed in this form's dtype; cast the result after).
         """
         x = centre.to(self.b)
-        return replace(self, b=self.b - self.half_gradient_of_quadratic(x), c=float(self.value(x)))
+        half = self.half_gradient_of_quadratic(x)
+        value = float((x * (half - 2 * self.b)).sum()) + self.c  # D(centre), as :meth:`value` without a second A x
+        return replace(self, b=self.b - half, c=value)
 
     def with_prior(self, weight: torch.Tensor, target: torch.Tensor) -> "QuadraticForm":
         """Add ``sum_i weight_i |T_i - target_i|^2`` (a pull towards ``target``, e.g. the original texels).
