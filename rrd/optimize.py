@@ -130,17 +130,19 @@ def optimize_atlas(tiles: torch.Tensor, rate_bits: Callable[[torch.Tensor], torc
         history.append((bits_value, d_value, objective))
         if progress is not None:
             progress(it, bits_value, d_value)
+        # In place where a tensor is not kept: on a 4096^2 atlas a new (M, C) tensor costs more in page
+        # faults than the arithmetic written into it.
         if objective < best_objective:
-            grad = g_rate.reshape(x.shape) + settings.lam * g_dist.to(x)
+            grad = g_dist.to(x).mul_(settings.lam).add_(g_rate.reshape(x.shape))
             if not bool(torch.isfinite(grad).all()):
                 raise FloatingPointError(f"non-finite gradient at iteration {it}")
             best_objective, best_x, best_grad = objective, x, grad
             step = min(settings.step, step * 1.2)
-            velocity = settings.momentum * velocity - (step * precond) * grad
+            velocity.mul_(settings.momentum).addcmul_(precond, grad, value=-step)
         else:
             # The step overshot (the rate model is not quadratic): restart from the best point, shorter, no momentum.
             step *= 0.5
-            velocity = -(step * precond) * best_grad
+            torch.mul(best_grad, precond, out=velocity).mul_(-step)
         if it == settings.iterations:
             break
         x = (best_x + velocity).clamp_(0.0, 1.0)
