@@ -22,12 +22,13 @@ from rrd.rate import (
     VvcRateModel,
     calibrate,
     coefficient_bits,
+    coefficient_bits_and_slope,
     get_rate_model,
     soft_nonzero,
 )
 from rrd.rate import base as rate_base
 from rrd.rate.jpeg import CHROMA_TABLE, LUMA_TABLE, _jfif_matrix, quant_table
-from rrd.rate.transform import block_dct, color_planes
+from rrd.rate.transform import block_dct, block_idct, color_planes, color_planes_grad, pad_edge, pad_edge_grad
 from rrd.rate.video import MODES, _video_matrix, block_mode_terms, plane_bits, qstep, quadtree_bits
 
 CODECS = ("jpeg", "hevc", "vvc")
@@ -115,6 +116,20 @@ def test_block_dct_matches_scipy_orthonormal_dct():
             np.testing.assert_allclose(coef[i, :, j, :].numpy(), expected, atol=1e-12)
 
 
+def test_transform_adjoints():
+    # <A x, y> = <x, A^T y> for the colour transform and the edge padding; the inverse DCT inverts.
+    torch.manual_seed(0)
+    rgb, planes = torch.rand(6, 7, 3, dtype=torch.float64), torch.rand(3, 6, 7, dtype=torch.float64)
+    matrix = _jfif_matrix()
+    assert float((color_planes(rgb, matrix) * planes).sum()) == pytest.approx(
+        float((rgb * color_planes_grad(planes, matrix)).sum()), rel=1e-12)
+    image, padded = torch.rand(2, 5, 7, dtype=torch.float64), torch.rand(2, 9, 8, dtype=torch.float64)
+    assert float((pad_edge(image, 8, 4) * padded).sum()) == pytest.approx(
+        float((image * pad_edge_grad(padded, 5, 7)).sum()), rel=1e-12)
+    plane = torch.rand(2, 16, 24, dtype=torch.float64)
+    torch.testing.assert_close(block_idct(block_dct(plane, 8)), plane, rtol=0, atol=1e-12)
+
+
 def test_colour_paths_match_the_codecs():
     rgb = torch.rand(8, 10, 3, dtype=torch.float64)
     jpeg = color_planes(rgb, _jfif_matrix())
@@ -189,6 +204,31 @@ def test_soft_nonzero_and_coefficient_bits_values():
 def test_smooth_surrogate_gradcheck():
     q = torch.tensor([-2.3, -0.4, 1e-3, 0.0, 0.45, 0.9, 7.0], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v: coefficient_bits(v, CoefficientCost(2.0, 1.5), 0.5), (q,))
+
+
+def test_coefficient_slope_matches_autograd():
+    q = torch.tensor([-2.3, -0.4, 1e-3, 0.0, 0.45, 0.9, 7.0], dtype=torch.float64, requires_grad=True)
+    cost = CoefficientCost(2.0, 1.5)
+    bits = coefficient_bits(q, cost, 0.5)
+    (expected,) = torch.autograd.grad(bits.sum(), q)
+    total, slope = coefficient_bits_and_slope(q.detach(), cost, 0.5)
+    assert float(total) == pytest.approx(float(bits.detach().sum()), rel=1e-14)
+    torch.testing.assert_close(slope, expected, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("subsampling", ["4:2:0", "4:4:4"])
+@pytest.mark.parametrize("rows,context,pad_rows", [(48, 16, 0), (37, 0, 11), (37, 16, 11)])
+def test_jpeg_written_out_gradient_equals_autograd(subsampling, rows, context, pad_rows):
+    # The closed-form band gradient, with and without the context rows that hold the DC predictor and
+    # with edge replication below and to the right (width 45 is not a whole MCU).
+    band = torch.rand(rows, 45, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(rows + context))
+    model = get_rate_model("jpeg", subsampling=subsampling)
+    bits, grad = model.band_bits_and_grad(band, context, pad_rows, 50)
+    leaf = band.clone().requires_grad_(True)
+    expected = model.band_bits(leaf, context, pad_rows, 50)
+    expected.backward()
+    assert float(bits) == pytest.approx(float(expected.detach()), rel=1e-12)
+    torch.testing.assert_close(grad, leaf.grad, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("codec", CODECS)

@@ -43,9 +43,11 @@ __all__ = [
     "RATE_MODELS",
     "CoefficientCost",
     "RateModel",
+    "autograd_band_grad",
     "banded_bits",
     "calibrate",
     "coefficient_bits",
+    "coefficient_bits_and_slope",
     "get_rate_model",
     "register_rate_model",
     "soft_nonzero",
@@ -96,17 +98,43 @@ def coefficient_bits(q: torch.Tensor, cost: CoefficientCost, threshold: float) -
     return soft_nonzero(q, threshold) * (magnitude + cost.nonzero_bits)
 
 
+def coefficient_bits_and_slope(q: torch.Tensor, cost: CoefficientCost,
+                               threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sum of :func:`coefficient_bits` over ``q`` and its derivative per coefficient, in closed form.
+
+    For models that write their gradient out (see :meth:`RateModel.band_bits_and_grad`): with
+    ``u = (q/t)^2``, ``s = u^2 / (1 + u^2)`` and ``m = nonzero_bits + magnitude_bits log2(1 + |q|)``,
+    ``d(s m)/dq = 4 q u / (t^2 (1 + u^2)^2) m + s magnitude_bits sign(q) / (ln 2 (1 + |q|))``.
+
+    Args and threshold as :func:`coefficient_bits`. Returns:
+        (scalar bits in ``q.dtype``, slope of the same shape as ``q``).
+    """
+    k = cost.magnitude_bits / math.log(2.0)
+    magnitude = q.abs()
+    u = q * q
+    u.mul_(1.0 / (threshold * threshold))
+    inverse = torch.mul(u, u).add_(1.0).reciprocal_()                  # 1 / (1 + u^2)
+    survive = 1.0 - inverse
+    bits = torch.log1p(magnitude).mul_(k).add_(cost.nonzero_bits)     # m
+    total = torch.mul(survive, bits).sum()
+    slope = inverse.mul_(inverse).mul_(u).mul_(q).mul_(4.0 / (threshold * threshold)).mul_(bits)
+    slope.addcmul_(survive, torch.sign(q).mul_(k).div_(magnitude.add_(1.0)))
+    return total, slope
+
+
 # A band function gets (rows, W, 3) texels of one tile (the first ``context`` rows only as context),
-# the number of rows the codec would append below by edge replication, and returns the band's bits.
+# the number of rows the codec would append below by edge replication, and returns the band's bits;
+# a band gradient function returns them with their gradient w.r.t. the band's texels (same shape).
 BandFn = Callable[[torch.Tensor, int, int], torch.Tensor]
+BandGradFn = Callable[[torch.Tensor, int, int], tuple[torch.Tensor, torch.Tensor]]
 
 
 class _BandedBits(torch.autograd.Function):
     """Sum of ``band_fn`` over bands; the gradient is computed band by band in the forward pass."""
 
     @staticmethod
-    def forward(ctx, tiles: torch.Tensor, band_fn: BandFn, unit_rows: int,  # type: ignore[override]
-                context_rows: int, band_rows: int) -> torch.Tensor:
+    def forward(ctx, tiles: torch.Tensor, band_fn: BandFn, band_grad_fn: BandGradFn,  # type: ignore[override]
+                unit_rows: int, context_rows: int, band_rows: int) -> torch.Tensor:
         need_grad = ctx.needs_input_grad[0]
         grad = torch.zeros_like(tiles) if need_grad else None
         total = torch.zeros((), dtype=torch.float64, device=tiles.device)
@@ -118,10 +146,7 @@ class _BandedBits(torch.autograd.Function):
                 pad_rows = min(start + band_rows, padded_height) - high
                 piece = tiles[t, low:high]
                 if need_grad:
-                    with torch.enable_grad():
-                        leaf = piece.detach().requires_grad_(True)
-                        bits = band_fn(leaf, start - low, pad_rows)
-                        (piece_grad,) = torch.autograd.grad(bits, leaf)
+                    bits, piece_grad = band_grad_fn(piece.detach(), start - low, pad_rows)
                     grad[t, low:high] += piece_grad
                 else:
                     bits = band_fn(piece, start - low, pad_rows)
@@ -133,10 +158,24 @@ class _BandedBits(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
         (grad,) = ctx.saved_tensors
-        return grad_output * grad, None, None, None, None
+        return grad_output * grad, None, None, None, None, None
 
 
-def banded_bits(tiles: torch.Tensor, band_fn: BandFn, unit_rows: int, context_rows: int) -> torch.Tensor:
+def autograd_band_grad(band_fn: BandFn) -> BandGradFn:
+    """A band gradient function that differentiates ``band_fn`` with autograd."""
+
+    def band_grad_fn(band: torch.Tensor, context: int, pad_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.enable_grad():
+            leaf = band.detach().requires_grad_(True)
+            bits = band_fn(leaf, context, pad_rows)
+            (grad,) = torch.autograd.grad(bits, leaf)
+        return bits.detach(), grad
+
+    return band_grad_fn
+
+
+def banded_bits(tiles: torch.Tensor, band_fn: BandFn, unit_rows: int, context_rows: int,
+                band_grad_fn: BandGradFn | None = None) -> torch.Tensor:
     """Sum a band function over horizontal bands of every tile; differentiable w.r.t. ``tiles``.
 
     Args:
@@ -147,12 +186,15 @@ def banded_bits(tiles: torch.Tensor, band_fn: BandFn, unit_rows: int, context_ro
             Band starts are multiples of ``unit_rows``.
         unit_rows: the height every band (after padding) is a multiple of (the model's block rows).
         context_rows: rows above a band that ``band_fn`` reads.
+        band_grad_fn: the band's bits and gradient (see ``BandGradFn``), used when a gradient is
+            needed; default: ``band_fn`` differentiated with autograd.
     Returns:
         Scalar tensor of ``tiles.dtype``; its gradient is exact (the sum of the bands' gradients).
     """
     band_pixels = _CPU_BAND_PIXELS if tiles.device.type == "cpu" else _DEVICE_BAND_PIXELS
     band_rows = max(1, band_pixels // (unit_rows * tiles.shape[2])) * unit_rows
-    return _BandedBits.apply(tiles, band_fn, unit_rows, context_rows, band_rows)
+    return _BandedBits.apply(tiles, band_fn, band_grad_fn or autograd_band_grad(band_fn), unit_rows,
+                             context_rows, band_rows)
 
 
 @dataclass(frozen=True)
@@ -182,6 +224,15 @@ class RateModel(abc.ABC):
     def band_bits(self, band: torch.Tensor, context: int, pad_rows: int, param: int) -> torch.Tensor:
         """Unscaled bits of one band (the ``BandFn`` of :func:`banded_bits` at ``param``)."""
 
+    def band_bits_and_grad(self, band: torch.Tensor, context: int, pad_rows: int,
+                           param: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`band_bits` and its gradient w.r.t. ``band`` (same shape), both detached.
+
+        Default: autograd. A model overrides it with the gradient written out where autograd's
+        bookkeeping (zero-filled slice gradients, saved temporaries) costs more than the arithmetic.
+        """
+        return autograd_band_grad(lambda b, c, p: self.band_bits(b, c, p, param))(band, context, pad_rows)
+
     def raw_bits(self, tiles: torch.Tensor, param: int) -> torch.Tensor:
         """The model's unscaled estimate of the entropy-coded bits (no header, no ``scale``).
 
@@ -190,7 +241,8 @@ class RateModel(abc.ABC):
         tiles = _check_tiles(tiles)
         param = self.check_param(param)
         return banded_bits(tiles, lambda band, context, pad_rows: self.band_bits(band, context, pad_rows, param),
-                           self.unit_rows, self.context_rows)
+                           self.unit_rows, self.context_rows,
+                           lambda band, context, pad_rows: self.band_bits_and_grad(band, context, pad_rows, param))
 
     def bits(self, tiles: torch.Tensor, param: int) -> torch.Tensor:
         """Estimated bits of coding every tile as its own picture at ``param``.

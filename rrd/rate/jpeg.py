@@ -47,8 +47,9 @@ import torch.nn.functional as F
 
 from rrd.color import rgb_to_ycbcr
 from rrd.errors import InputError
-from rrd.rate.base import CoefficientCost, RateModel, coefficient_bits, register_rate_model
-from rrd.rate.transform import block_dct, color_planes, pad_edge
+from rrd.rate.base import (CoefficientCost, RateModel, coefficient_bits, coefficient_bits_and_slope,
+                           register_rate_model)
+from rrd.rate.transform import block_dct, block_idct, color_planes, color_planes_grad, pad_edge, pad_edge_grad
 
 __all__ = ["JPEG_CHROMA", "JPEG_LUMA", "JpegPlaneCost", "JpegRateModel", "LUMA_TABLE", "CHROMA_TABLE",
            "quant_table"]
@@ -159,36 +160,121 @@ class JpegRateModel(RateModel):
             pad_rows: rows of edge replication below (last band only).
             param: quality 1..100.
         """
-        mcu = 16 if self.subsampling == "4:2:0" else 8
-        planes = pad_edge(color_planes(band, _jfif_matrix(), _LEVEL_SHIFT), mcu, pad_rows)
-        luma, chroma = planes[0, context:], self._chroma(planes[1:, context:])
-        luma_coef, chroma_coef = block_dct(luma, _BLOCK), block_dct(chroma, _BLOCK)
-
+        planes, luma_coef, chroma_coef = self._coefficients(band, context, pad_rows)
         inv_luma, step_luma = _inverse_steps(param, True)
         inv_chroma, step_chroma = _inverse_steps(param, False)
         bits = coefficient_bits(luma_coef * inv_luma.to(band), self.luma.ac, _THRESHOLD).sum()
         bits = bits + coefficient_bits(chroma_coef * inv_chroma.to(band), self.chroma.ac, _THRESHOLD).sum()
+        luma_diff, chroma_diff = self._dc_differences(planes, context, luma_coef, chroma_coef)
+        bits = bits + coefficient_bits(luma_diff * (1.0 / step_luma), self.luma.dc, _THRESHOLD).sum()
+        bits = bits + coefficient_bits(chroma_diff * (1.0 / step_chroma), self.chroma.dc, _THRESHOLD).sum()
+        return bits + self._block_bits(luma_coef, chroma_coef)
 
-        luma_dc = luma_coef[:, 0, :, 0]
-        chroma_dc = chroma_coef[:, :, 0, :, 0]
+    def band_bits_and_grad(self, band: torch.Tensor, context: int, pad_rows: int,
+                           param: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`band_bits` and its gradient, written out: every step before the entropy estimate is
+        linear (colour transform, padding, chroma means, DCT, DC differences), so the gradient is the
+        coefficients' slopes carried back through the adjoints of those steps. Autograd costs more on
+        the CPU: it zero-fills a full-size gradient for every slice it goes back through.
+        """
+        band = band.detach()
+        planes, luma_coef, chroma_coef = self._coefficients(band, context, pad_rows)
+        inv_luma, step_luma = _inverse_steps(param, True)
+        inv_chroma, step_chroma = _inverse_steps(param, False)
+        inv_luma, inv_chroma = inv_luma.to(band), inv_chroma.to(band)
+        luma_bits, luma_grad = coefficient_bits_and_slope(luma_coef * inv_luma, self.luma.ac, _THRESHOLD)
+        chroma_bits, chroma_grad = coefficient_bits_and_slope(chroma_coef * inv_chroma, self.chroma.ac, _THRESHOLD)
+        luma_grad.mul_(inv_luma)
+        chroma_grad.mul_(inv_chroma)
+
+        luma_diff, chroma_diff = self._dc_differences(planes, context, luma_coef, chroma_coef)
+        luma_dc_bits, luma_slope = coefficient_bits_and_slope(luma_diff * (1.0 / step_luma), self.luma.dc,
+                                                              _THRESHOLD)
+        chroma_dc_bits, chroma_slope = coefficient_bits_and_slope(chroma_diff * (1.0 / step_chroma),
+                                                                  self.chroma.dc, _THRESHOLD)
+        luma_slope.mul_(1.0 / step_luma)
+        chroma_slope.mul_(1.0 / step_chroma)
+        # A DC value enters its own difference with +1 and the next block's with -1.
+        luma_seq_grad, chroma_seq_grad = luma_slope.clone(), chroma_slope.clone()
+        luma_seq_grad[:-1] -= luma_slope[1:]
+        chroma_seq_grad[:, :-1] -= chroma_slope[:, 1:]
+        luma_grad[:, 0, :, 0] += self._from_luma_order(luma_seq_grad, luma_coef.shape[0], luma_coef.shape[2])
+        chroma_grad[:, :, 0, :, 0] += chroma_seq_grad.reshape(2, chroma_coef.shape[1], chroma_coef.shape[3])
+
+        planes_grad = torch.empty_like(planes)
+        planes_grad[:, :context] = 0.0
+        planes_grad[0, context:] = block_idct(luma_grad)
+        chroma_plane_grad = block_idct(chroma_grad)
         if self.subsampling == "4:2:0":
-            # MCU order: the 2x2 luma blocks of each MCU in raster order, MCUs in raster order.
-            rows, cols = luma_dc.shape
-            luma_dc = luma_dc.reshape(rows // 2, 2, cols // 2, 2).permute(0, 2, 1, 3)
-        luma_seq, chroma_seq = luma_dc.reshape(-1), chroma_dc.reshape(2, -1)
+            # Adjoint of the 2 x 2 mean: a quarter of each coded sample's gradient to each of its four.
+            rows, cols = chroma_plane_grad.shape[1:]
+            chroma_plane_grad = (chroma_plane_grad[:, :, None, :, None].expand(2, rows, 2, cols, 2)
+                                 .reshape(2, 2 * rows, 2 * cols) * 0.25)
+        planes_grad[1:, context:] = chroma_plane_grad
+        if context:
+            # The predictors are block means of the context (see _dc_predictors), each entering the
+            # first difference with -1.
+            chroma_side = self._mcu
+            planes_grad[0, context - _BLOCK:context, -_BLOCK:] -= luma_slope[0] * (_BLOCK / _BLOCK ** 2)
+            planes_grad[1:, context - chroma_side:context, -chroma_side:] -= (
+                chroma_slope[:, :1, None] * (_BLOCK / chroma_side ** 2))
+        grad = color_planes_grad(pad_edge_grad(planes_grad, band.shape[0], band.shape[1]), _jfif_matrix())
+        bits = luma_bits + chroma_bits + luma_dc_bits + chroma_dc_bits + self._block_bits(luma_coef, chroma_coef)
+        return bits, grad
+
+    @property
+    def _mcu(self) -> int:
+        """MCU side in texels (16 in 4:2:0, 8 in 4:4:4)."""
+        return 16 if self.subsampling == "4:2:0" else 8
+
+    def _coefficients(self, band: torch.Tensor, context: int,
+                      pad_rows: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The JFIF planes of a band and the 8 x 8 DCT coefficients of its coded rows.
+
+        Returns:
+            planes: (3, context + h', W') level-shifted Y, Cb, Cr, edge-replicated to whole MCUs;
+            luma: (h'/8, 8, W'/8, 8) and chroma: (2, h''/8, 8, W''/8, 8) coefficients of the rows
+            below the context (chroma at its coded resolution), layout of :func:`block_dct`.
+        """
+        planes = pad_edge(color_planes(band, _jfif_matrix(), _LEVEL_SHIFT), self._mcu, pad_rows)
+        luma, chroma = planes[0, context:], self._chroma(planes[1:, context:])
+        return planes, block_dct(luma, _BLOCK), block_dct(chroma, _BLOCK)
+
+    def _dc_differences(self, planes: torch.Tensor, context: int, luma_coef: torch.Tensor,
+                        chroma_coef: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The DC differences the encoder codes: (n,) luma in MCU order and (2, m) chroma in raster order."""
+        luma_seq = self._to_luma_order(luma_coef[:, 0, :, 0])
+        chroma_seq = chroma_coef[:, :, 0, :, 0].reshape(2, -1)
         if context:
             # The DC predictor: the last block of the previous MCU row (its bottom-right 8x8 luma
             # block, and its last chroma block), the last block coded before this band.
-            previous = planes[:, :context, -mcu:]
+            previous = planes[:, :context, -self._mcu:]
             luma_prev = previous[0, -_BLOCK:, -_BLOCK:].mean() * _BLOCK
             chroma_prev = self._chroma(previous[1:])[:, -_BLOCK:, -_BLOCK:].mean(dim=(1, 2)) * _BLOCK
         else:
             luma_prev, chroma_prev = luma_seq.new_zeros(()), chroma_seq.new_zeros(2)
-        luma_diff = torch.diff(luma_seq, prepend=luma_prev.reshape(1))
-        chroma_diff = torch.diff(chroma_seq, dim=1, prepend=chroma_prev.reshape(2, 1))
-        bits = bits + coefficient_bits(luma_diff * (1.0 / step_luma), self.luma.dc, _THRESHOLD).sum()
-        bits = bits + coefficient_bits(chroma_diff * (1.0 / step_chroma), self.chroma.dc, _THRESHOLD).sum()
-        return bits + self.luma.block_bits * luma_seq.numel() + self.chroma.block_bits * chroma_seq.numel()
+        return (torch.diff(luma_seq, prepend=luma_prev.reshape(1)),
+                torch.diff(chroma_seq, dim=1, prepend=chroma_prev.reshape(2, 1)))
+
+    def _to_luma_order(self, luma_dc: torch.Tensor) -> torch.Tensor:
+        """(rows, cols) luma block values -> (rows * cols,) in coding order: in 4:2:0 the 2 x 2 blocks
+        of each MCU in raster order, MCUs in raster order."""
+        if self.subsampling == "4:2:0":
+            rows, cols = luma_dc.shape
+            luma_dc = luma_dc.reshape(rows // 2, 2, cols // 2, 2).permute(0, 2, 1, 3)
+        return luma_dc.reshape(-1)
+
+    def _from_luma_order(self, sequence: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+        """Inverse of :meth:`_to_luma_order`: (rows * cols,) -> (rows, cols)."""
+        if self.subsampling == "4:2:0":
+            return sequence.reshape(rows // 2, cols // 2, 2, 2).permute(0, 2, 1, 3).reshape(rows, cols)
+        return sequence.reshape(rows, cols)
+
+    def _block_bits(self, luma_coef: torch.Tensor, chroma_coef: torch.Tensor) -> float:
+        """The fixed bits of every coded 8 x 8 block."""
+        luma_blocks = luma_coef.shape[0] * luma_coef.shape[2]
+        chroma_blocks = 2 * chroma_coef.shape[1] * chroma_coef.shape[3]
+        return self.luma.block_bits * luma_blocks + self.chroma.block_bits * chroma_blocks
 
     def _chroma(self, chroma: torch.Tensor) -> torch.Tensor:
         """(2, H, W) full-resolution Cb, Cr -> the coded chroma planes (2x2 means in 4:2:0)."""

@@ -15,7 +15,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["block_dct", "color_planes", "dct_matrix", "pad_edge"]
+__all__ = ["block_dct", "block_idct", "color_planes", "color_planes_grad", "dct_matrix", "pad_edge", "pad_edge_grad"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -56,6 +56,20 @@ def block_dct(plane: torch.Tensor, n: int) -> torch.Tensor:
     return rows.reshape(*lead, height // n, n, width // n, n) @ d.T
 
 
+def block_idct(coefficients: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`block_dct` (also its adjoint: the transform is orthonormal).
+
+    Args:
+        coefficients: (..., H/n, n, W/n, n) in the layout ``(i, u, j, v)``.
+    Returns:
+        (..., H, W) plane, same dtype and device.
+    """
+    *lead, rows, n, cols, _ = coefficients.shape
+    d = dct_matrix(n, coefficients.dtype, coefficients.device)
+    horizontal = (coefficients @ d).reshape(*lead, rows, n, cols * n)
+    return (d.T @ horizontal).reshape(*lead, rows * n, cols * n)
+
+
 def color_planes(rgb: torch.Tensor, matrix: tuple[tuple[float, float, float], ...],
                  offset: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> torch.Tensor:
     """Channels-last RGB to three channels-first planes: ``plane_k = sum_c matrix[k][c] rgb_c + offset[k]``.
@@ -64,12 +78,19 @@ def color_planes(rgb: torch.Tensor, matrix: tuple[tuple[float, float, float], ..
         rgb: (H, W, 3) floating tensor.
         matrix: 3 x 3 Python floats (rows = output planes); offset: 3 Python floats.
     Returns:
-        (3, H, W) contiguous tensor, same dtype/device; differentiable. (Three weighted sums of
-        strided channels are several times faster on the CPU than a 1x1 convolution or a matmul
-        with an inner dimension of 3.)
+        (3, H, W) contiguous tensor, same dtype/device; differentiable. (One (3, 3) x (3, H W) product
+        writes the planes out channels-first in a single pass; three weighted sums of strided channels
+        and a stack take 2.5 times as long on the CPU.)
     """
-    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    return torch.stack([red * m[0] + green * m[1] + blue * m[2] + o for m, o in zip(matrix, offset)])
+    m = torch.tensor(matrix, dtype=rgb.dtype, device=rgb.device)
+    bias = torch.tensor(offset, dtype=rgb.dtype, device=rgb.device)[:, None]
+    return torch.addmm(bias, m, rgb.reshape(-1, 3).T).reshape(3, *rgb.shape[:-1])
+
+
+def color_planes_grad(planes_grad: torch.Tensor, matrix: tuple[tuple[float, float, float], ...]) -> torch.Tensor:
+    """Adjoint of :func:`color_planes`: (3, H, W) gradient of the planes -> (H, W, 3) gradient of the RGB."""
+    m = torch.tensor(matrix, dtype=planes_grad.dtype, device=planes_grad.device)
+    return (m.T @ planes_grad.reshape(3, -1)).T.reshape(*planes_grad.shape[1:], 3)
 
 
 def pad_edge(image: torch.Tensor, multiple: int, extra_rows: int = 0) -> torch.Tensor:
@@ -87,3 +108,23 @@ def pad_edge(image: torch.Tensor, multiple: int, extra_rows: int = 0) -> torch.T
     if not pad_w and not extra_rows:
         return image
     return F.pad(image, (0, pad_w, 0, extra_rows), mode="replicate")
+
+
+def pad_edge_grad(grad: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Adjoint of :func:`pad_edge`: fold the gradient of the replicated rows and columns onto the last ones.
+
+    Args:
+        grad: (..., H', W') gradient of the padded image.
+        height, width: the size before padding (``<= H', W'``).
+    Returns:
+        (..., height, width) gradient of the image (a view of ``grad`` when nothing was padded).
+    """
+    if grad.shape[-1] > width:
+        folded = grad[..., :width].clone()
+        folded[..., width - 1] += grad[..., width:].sum(dim=-1)
+        grad = folded
+    if grad.shape[-2] > height:
+        folded = grad[..., :height, :].clone()
+        folded[..., height - 1, :] += grad[..., height:, :].sum(dim=-2)
+        grad = folded
+    return grad
