@@ -57,8 +57,8 @@ class OptimizeSettings:
         lam: lambda, bits per unit of D (8-bit SSE); see :func:`lambda_for`.
         rate_curvature: an estimate of the rate's second derivative per texel value (bits per unit^2, texel
             values in [0, 1]); the preconditioner is ``1 / (lam * d2D/dT2 + rate_curvature)``, so texels
-            no view sees (gutters) step with the rate gradient at this curvature. A rate model gives it
-            for its operating point (``RateModel.curvature``).
+            no view sees (gutters) step with the rate gradient at this curvature. :func:`rrd.preprocess.preprocess`
+            takes it from the rate model: ``RateModel.curvature * (255 / Qstep)^2``.
         iterations: gradient steps.
         step: initial step size relative to the preconditioned (Newton-like) step.
         momentum: heavy-ball momentum in [0, 1).

@@ -28,7 +28,7 @@ from rrd.padding import pad
 from rrd.render import View, face_tiles
 from rrd.scene import Atlas, TexturedMesh
 
-__all__ = ["RateModel", "Problem", "prepare", "preprocess", "operating_qstep", "RATE_CURVATURE", "DEFAULT_LAMBDA_SCALE",
+__all__ = ["RateModel", "Problem", "prepare", "preprocess", "operating_qstep", "DEFAULT_LAMBDA_SCALE",
            "DEFAULT_ITERATIONS"]
 
 DEFAULT_ITERATIONS = 50
@@ -39,15 +39,11 @@ bits at the low rates beyond what coding gives back. Every Sceaux result uses 50
 DEFAULT_LAMBDA_SCALE = 2.0
 """Default multiplier of the operating-point lambda, chosen on the demo scene (JPEG, photo reference)."""
 
-RATE_CURVATURE = 10.0
-"""Rate curvature per texel in units of (255 / Qstep)^2 bits: the preconditioner floor that sets how far
-unseen (gutter) texels move per step. Tuned on the demo scene (steady descent without overshoot)."""
-
-
 class RateModel(Protocol):
     """What the optimiser needs of a rate model (see :mod:`rrd.rate`)."""
 
     codec: str
+    curvature: float
 
     def bits(self, tiles: torch.Tensor, param: int) -> torch.Tensor:
         """Differentiable estimate of the bits of coding (T, H, W, 3) tiles in [0, 1] at ``param``."""
@@ -147,7 +143,7 @@ def preprocess(problem: Problem, rate: RateModel, param: int, lam: float | None 
     start = pad(problem.atlas.tiles, problem.keep, init)
     qstep = operating_qstep(rate.codec, param)
     lam = lambda_for(qstep, lambda_scale) if lam is None else lam
-    settings = OptimizeSettings(lam=lam, rate_curvature=RATE_CURVATURE * (255.0 / qstep) ** 2,
+    settings = OptimizeSettings(lam=lam, rate_curvature=rate.curvature * (255.0 / qstep) ** 2,
                                 iterations=iterations)
     dist = problem.distortion
     if device != "cpu" and isinstance(dist, QuadraticDistortion):

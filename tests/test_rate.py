@@ -76,6 +76,9 @@ def test_unknown_codec_and_option_raise_input_error_listing_choices():
         get_rate_model("jpeg", subsampling="4:2:2")
     with pytest.raises(InputError, match="scale"):
         get_rate_model("hevc", scale=0.0)
+    for codec in CODECS:
+        with pytest.raises(InputError, match="threshold must be a finite number > 0, got -0.25"):
+            get_rate_model(codec, threshold=-0.25)
 
 
 @pytest.mark.parametrize("codec,param", [("jpeg", 0), ("jpeg", 101), ("jpeg", 50.0), ("jpeg", True),

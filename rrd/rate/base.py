@@ -207,6 +207,10 @@ class RateModel(abc.ABC):
         codec: the :mod:`rrd.codecs` name this model mimics (registry key).
         header_bits: exact fixed bits of one coded picture outside the model (0 if fitted inside).
         unit_rows, context_rows: banding geometry (see :func:`banded_bits`).
+        curvature: the rate's typical second derivative per texel, in bits per (texel value / Qstep)^2
+            (texel values in 8-bit units): the optimiser's preconditioner floor, which sets how far texels
+            no view sees (gutters) move per step (:class:`rrd.optimize.OptimizeSettings`). Tuned per model
+            on the demo scene: a sharper coefficient cost needs a larger one to descend without overshoot.
     """
 
     scale: float = 1.0
@@ -215,10 +219,14 @@ class RateModel(abc.ABC):
     header_bits: ClassVar[float]
     unit_rows: ClassVar[int]
     context_rows: ClassVar[int]
+    curvature: ClassVar[float]
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale > 0):
-            raise InputError(f"rate model scale must be a finite number > 0, got {self.scale!r}")
+        # The scale, and the survival threshold of the models that have one.
+        for name in ("scale", "threshold"):
+            value = getattr(self, name, 1.0)
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise InputError(f"rate model {name} must be a finite number > 0, got {value!r}")
 
     @abc.abstractmethod
     def band_bits(self, band: torch.Tensor, context: int, pad_rows: int, param: int) -> torch.Tensor:
