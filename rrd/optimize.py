@@ -82,12 +82,14 @@ class OptimizeResult:
         tiles: (T, H, W, C) float32 optimised texels in [0, 1].
         bits: the rate model's estimate for the final atlas (bits).
         distortion: final D (8-bit SSE units, see the module docstring; of the decoded atlas with ``decode``).
+        lam: the lambda the objective used (bits per 8-bit SSE unit).
         history: per iteration (bits, distortion, objective).
     """
 
     tiles: torch.Tensor
     bits: float
     distortion: float
+    lam: float
     history: list[tuple[float, float, float]] = field(default_factory=list)
 
 
@@ -148,4 +150,4 @@ def optimize_atlas(tiles: torch.Tensor, rate_bits: Callable[[torch.Tensor], torc
         x = (best_x + velocity).clamp_(0.0, 1.0)
     tiles_out = best_x.reshape(shape)
     final = min(history, key=lambda h: h[2])
-    return OptimizeResult(tiles=tiles_out, bits=final[0], distortion=final[1], history=history)
+    return OptimizeResult(tiles=tiles_out, bits=final[0], distortion=final[1], lam=settings.lam, history=history)

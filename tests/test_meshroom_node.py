@@ -266,5 +266,5 @@ def test_meshroom_computes_the_node_on_the_meshroom_sample(tmp_path):
     record = json.loads(Path(outputs["outputRecord"]).read_text())
     assert record["codec"] == "jpeg" and record["settings"]["iterations"] == 1 and record["history"][-1]["iteration"] == 1
     assert record["settings"]["coded_distortion"] is True
-    assert record["estimated_bits"]["final"] > 0
+    assert record["estimated_bits"]["final"] > 0 and record["lambda"] > 0
     assert report["ranCommandLine"] == report["commandLine"]  # what Meshroom ran, recorded in its status file

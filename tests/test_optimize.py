@@ -10,7 +10,7 @@ from rrd.codecs import get_codec
 from rrd.metrics import bd_rate, psnr
 from rrd.optimize import OptimizeSettings, lambda_for, optimize_atlas
 from rrd.padding import pad
-from rrd.preprocess import operating_qstep, prepare, preprocess
+from rrd.preprocess import DEFAULT_LAMBDA_SCALE, operating_qstep, prepare, preprocess
 from rrd.rate import get_rate_model
 from rrd.render import rasterize_views, render, texel_vector, view_taps
 
@@ -35,6 +35,9 @@ def test_descent_is_deterministic_and_lowers_the_objective(demo_problem):
     objective = [h[2] for h in runs[0].history]
     assert min(objective) < objective[0]
     assert runs[0].tiles.min() >= 0 and runs[0].tiles.max() <= 1
+    # The default lambda: the operating point's, times the model's factor and the default scale.
+    expected = lambda_for(operating_qstep("jpeg", 50), DEFAULT_LAMBDA_SCALE * rate.lambda_factor)
+    assert runs[0].lam == pytest.approx(expected)
 
 
 def test_larger_lambda_keeps_more_quality(demo_problem):

@@ -211,6 +211,8 @@ class RateModel(abc.ABC):
             (texel values in 8-bit units): the optimiser's preconditioner floor, which sets how far texels
             no view sees (gutters) move per step (:class:`rrd.optimize.OptimizeSettings`). Tuned per model
             on the demo scene: a sharper coefficient cost needs a larger one to descend without overshoot.
+        lambda_factor: this model's factor on the operating-point lambda (:func:`rrd.optimize.lambda_for`,
+            HEVC's rule, before the user's ``lambda_scale``); tuned per model on the full Sceaux sample.
     """
 
     scale: float = 1.0
@@ -220,6 +222,7 @@ class RateModel(abc.ABC):
     unit_rows: ClassVar[int]
     context_rows: ClassVar[int]
     curvature: ClassVar[float]
+    lambda_factor: ClassVar[float] = 1.0
 
     def __post_init__(self) -> None:
         # The scale, and the survival threshold of the models that have one.

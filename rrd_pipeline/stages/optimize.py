@@ -91,6 +91,7 @@ def optimize_stage(ctx: StageContext, params: OptimizeParams, scene: Scene) -> d
     first = result.history[0]
     record = {
         "scene": scene.name, "codec": params.codec, "param": param, "settings": asdict(params), "device": device,
+        "lambda": result.lam,
         "estimated_bits": {"start": first[0], "final": result.bits},
         "distortion": {"start": first[1], "final": result.distortion,
                        "units": "8-bit atlas-equivalent SSE (see rrd.distortion)"},
