@@ -232,7 +232,7 @@ class JpegRateModel(RateModel):
                                  .reshape(2, 2 * rows, 2 * cols) * 0.25)
         planes_grad[1:, context:] = chroma_plane_grad
         if context:
-            # The predictors are block means of the context (see _dc_predictors), each entering the
+            # The predictors are block means of the context (see _dc_differences), each entering the
             # first difference with -1.
             chroma_side = self._mcu
             planes_grad[0, context - _BLOCK:context, -_BLOCK:] -= luma_slope[0] * (_BLOCK / _BLOCK ** 2)
