@@ -8,8 +8,9 @@ least 25 % occupied texels) are processed into variants:
 * ``blur1``, ``blur2.5``: Gaussian blur sigma 1 and 2.5 texels; ``noise``: + Gaussian noise
   sigma 6/255 (seeded); ``poster``: posterised to 8 levels per channel;
 * ``opt-R``: ``asis`` after gradient descent on the model's bits alone; ``opt-RD``: the same on
-  bits + lambda * squared error on the occupied texels (what the R-RD optimiser does, with the
-  rendering distortion replaced by the texel error). Both at the middle operating point.
+  the model's cost (its bits, and for VVC the coding error it prices) + lambda * squared error on the
+  occupied texels (what the R-RD optimiser does, with the rendering distortion replaced by the texel
+  error). Both at the middle operating point.
 
 Every variant is coded at every operating point (JPEG quality 30..90, HEVC/VVC QP 22..42) and the
 report gives the Spearman rank correlation of estimated and real bits (overall, and within each
@@ -110,7 +111,8 @@ def to_tensor(u8: np.ndarray) -> torch.Tensor:
 
 
 def optimise(model: RateModel, u8: np.ndarray, param: int, distortion_weight: float) -> np.ndarray:
-    """Plain gradient descent on ``bits + w * sum_occupied (255 (x - x0))^2``, texels clamped to [0, 1].
+    """Plain gradient descent on ``bits + w * sum_occupied (255 (x - x0))^2``, texels clamped to [0, 1];
+    with ``w > 0`` the model's ``cost`` stands for its bits, as in the R-RD optimiser.
 
     The step is fixed so that the largest texel change of the first step is OPT_STEP_VALUE.
     """
@@ -119,7 +121,7 @@ def optimise(model: RateModel, u8: np.ndarray, param: int, distortion_weight: fl
     texels = start.clone().requires_grad_(True)
     step = None
     for _ in range(OPT_STEPS):
-        loss = model.bits(texels, param)
+        loss = model.cost(texels, param) if distortion_weight else model.bits(texels, param)
         if distortion_weight:
             loss = loss + distortion_weight * (((texels - start) * 255.0) ** 2 * occupied).sum()
         (grad,) = torch.autograd.grad(loss, texels)

@@ -54,6 +54,9 @@ class RateModel(Protocol):
     def bits(self, tiles: torch.Tensor, param: int) -> torch.Tensor:
         """Differentiable estimate of the bits of coding (T, H, W, 3) tiles in [0, 1] at ``param``."""
 
+    def cost(self, tiles: torch.Tensor, param: int) -> torch.Tensor:
+        """What the optimiser minimises as the rate term (the bits, or the bits and the priced coding error)."""
+
 
 def operating_qstep(codec: str, param: int) -> float:
     """The quantiser step an operating point implies, in 8-bit sample units (orthonormal transform).
@@ -132,7 +135,7 @@ def preprocess(problem: Problem, rate: RateModel, param: int, lam: float | None 
         iterations: gradient steps.
         init: padding method that fills the gutters of the starting atlas ("none" starts from black).
         device: "cpu" or "cuda".
-        progress: called with (iteration, estimated bits, distortion).
+        progress: called with (iteration, estimated rate cost (:meth:`RateModel.cost`, bits), distortion).
         codec: the codec the rate model models; when given it codes the atlas at ``param`` on every
             iteration and D is measured on the decoded atlas (one encode + decode more per iteration; what
             it gains depends on the scene, see :mod:`rrd.optimize`). None: D of the atlas itself, as published.
@@ -155,7 +158,10 @@ def preprocess(problem: Problem, rate: RateModel, param: int, lam: float | None 
     dist = problem.distortion
     if device != "cpu" and isinstance(dist, QuadraticDistortion):
         dist = dist.to(device)
-    result = optimize_atlas(torch.from_numpy(start).to(device), lambda t: rate.bits(t, param), dist, settings,
+    result = optimize_atlas(torch.from_numpy(start).to(device), lambda t: rate.cost(t, param), dist, settings,
                             progress, decode)
+    with torch.no_grad():
+        # The record's estimate is the bits alone, also where the descent priced the coding error.
+        result.bits = float(rate.bits(result.tiles, param))
     result.tiles = result.tiles.cpu()
     return result

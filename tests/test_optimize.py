@@ -102,8 +102,10 @@ def test_preprocess_refuses_a_codec_other_than_the_rate_models(demo_problem):
         preprocess(problem, get_rate_model("jpeg"), 50, iterations=1, codec=get_codec("hevc"))
 
 
-@pytest.mark.parametrize("codec_name,points", [("jpeg", (30, 60, 90)), ("hevc", (22, 32, 42))])
-def test_optimised_atlas_codes_smaller_than_padding_at_equal_quality(demo_problem, codec_name, points):
+# vvenc in the loop costs minutes here: VVC is checked on the published objective only.
+@pytest.mark.parametrize("codec_name,points,in_loop", [("jpeg", (30, 60, 90), True), ("hevc", (22, 32, 42), True),
+                                                       ("vvc", (22, 32, 42), False)])
+def test_optimised_atlas_codes_smaller_than_padding_at_equal_quality(demo_problem, codec_name, points, in_loop):
     """The real encoder spends fewer bits on the optimised atlas for the same rendering PSNR, and fewer
     still when the objective measures the distortion on the decoded atlas (the codec in the loop)."""
     scene, views, problem = demo_problem
@@ -123,6 +125,7 @@ def test_optimised_atlas_codes_smaller_than_padding_at_equal_quality(demo_proble
     spp = pad(scene.atlas.tiles, problem.keep, "spp")
     base = [point(spp, q) for q in points]
     published = [point(preprocess(problem, rate, q, iterations=20).tiles.numpy(), q) for q in points]
-    coded = [point(preprocess(problem, rate, q, iterations=20, codec=codec).tiles.numpy(), q) for q in points]
     assert saving(published) < -5.0, (base, published)
-    assert saving(coded) < saving(published) - 1.0, (base, published, coded)
+    if in_loop:
+        coded = [point(preprocess(problem, rate, q, iterations=20, codec=codec).tiles.numpy(), q) for q in points]
+        assert saving(coded) < saving(published) - 1.0, (base, published, coded)

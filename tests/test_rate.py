@@ -147,7 +147,8 @@ def test_colour_paths_match_the_codecs():
 def test_intra_modes_match_pixel_domain_predictions():
     torch.manual_seed(0)
     plane = torch.rand(1 + 16, 24, dtype=torch.float64) * 255
-    terms = block_mode_terms(plane, qstep(27), 0.7)
+    terms = block_mode_terms(plane, qstep(27), 0.7, with_error=True)
+    torch.testing.assert_close(block_mode_terms(plane, qstep(27), 0.7), terms[..., :3], rtol=0, atol=0)
     top, rows = plane[0:16:8], plane[1:]
     for i in range(2):
         for j in range(3):
@@ -166,7 +167,8 @@ def test_intra_modes_match_pixel_domain_predictions():
             for m, name in enumerate(MODES):
                 q = torch.tensor(scipy.fft.dctn((block - predictions[name]).numpy(), norm="ortho")) / qstep(27)
                 s = soft_nonzero(q, 0.7)
-                expected = [s.sum(), (s * torch.log2(1 + q.abs())).sum(), torch.log1p((q / 0.7) ** 4).sum()]
+                expected = [s.sum(), (s * torch.log2(1 + q.abs())).sum(), torch.log1p((q / 0.7) ** 4).sum(),
+                            ((1 - s) * q * q + s / 12).sum()]
                 np.testing.assert_allclose(terms[i, j, m].numpy(), torch.stack(expected).numpy(), rtol=1e-9,
                                            atol=1e-9)
 
@@ -181,6 +183,26 @@ def test_quadtree_takes_the_soft_minimum_of_whole_and_split_blocks():
     medium = soft_min(medium, small.reshape(2, 2, 2, 2).sum(dim=(1, 3)))
     expected = soft_min(large, medium.reshape(1, 2, 1, 2).sum(dim=(1, 3)))
     torch.testing.assert_close(quadtree_bits(terms, cost), expected, rtol=1e-12, atol=1e-9)
+
+
+def test_video_cost_prices_the_coding_error_only_where_asked():
+    torch.manual_seed(2)
+    tile = torch.rand(40, 72, 3, dtype=torch.float64)
+    hevc = HevcRateModel(error_bits=0.0)
+    torch.testing.assert_close(hevc.cost(tile, 32), hevc.bits(tile, 32), rtol=0, atol=0)
+    priced = HevcRateModel(error_bits=8.0)
+    torch.testing.assert_close(priced.bits(tile, 32), hevc.bits(tile, 32), rtol=0, atol=0)
+    # Full-range noise at QP 32: nearly every coefficient survives and is rounded (1/12 of a squared step of
+    # error each), the edge-replicated padding is flat (nothing to lose): 8/12 bits per sample of the
+    # 40 x 72 picture's luma and 4:2:0 chroma.
+    expected = 8.0 / 12.0 * 40 * 72 * 1.5
+    assert float(priced.cost(tile, 32) - priced.bits(tile, 32)) == pytest.approx(expected, rel=0.05)
+    leaf = tile.clone().requires_grad_(True)
+    priced.cost(leaf, 32).backward()
+    assert torch.isfinite(leaf.grad).all() and leaf.grad.abs().sum() > 0
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(InputError, match="error_bits"):
+            HevcRateModel(error_bits=bad)
 
 
 @pytest.mark.parametrize("codec", ["hevc", "vvc"])

@@ -46,6 +46,7 @@ __all__ = [
     "autograd_band_grad",
     "banded_bits",
     "calibrate",
+    "check_tiles",
     "coefficient_bits",
     "coefficient_bits_and_slope",
     "get_rate_model",
@@ -249,7 +250,7 @@ class RateModel(abc.ABC):
 
         Args and returns as :meth:`bits`.
         """
-        tiles = _check_tiles(tiles)
+        tiles = check_tiles(tiles)
         param = self.check_param(param)
         return banded_bits(tiles, lambda band, context, pad_rows: self.band_bits(band, context, pad_rows, param),
                            self.unit_rows, self.context_rows,
@@ -267,8 +268,14 @@ class RateModel(abc.ABC):
         Raises:
             InputError: bad tile shape/dtype or parameter.
         """
-        tiles = _check_tiles(tiles)
+        tiles = check_tiles(tiles)
         return self.header_bits * tiles.shape[0] + self.scale * self.raw_bits(tiles, param)
+
+    def cost(self, tiles: torch.Tensor, param: int) -> torch.Tensor:
+        """What the optimiser minimises as the rate term, in bits: :meth:`bits` here. A model that also
+        prices the coding error its quantiser implies (``error_bits`` of :class:`rrd.rate.video.VideoRateModel`)
+        returns the encoder's rate-distortion cost instead. Arguments and return as :meth:`bits`."""
+        return self.bits(tiles, param)
 
     def check_param(self, param: int) -> int:
         """``param`` as an int, or InputError naming the valid range of the codec."""
@@ -372,7 +379,8 @@ def _to_uint8(image: np.ndarray | torch.Tensor) -> np.ndarray:
     return np.clip(np.round(array.astype(np.float64) * 255), 0, 255).astype(np.uint8)
 
 
-def _check_tiles(tiles: torch.Tensor) -> torch.Tensor:
+def check_tiles(tiles: torch.Tensor) -> torch.Tensor:
+    """Rate model input as a contiguous (T, H, W, 3) floating tensor, or InputError saying what it is."""
     if not isinstance(tiles, torch.Tensor) or not tiles.is_floating_point() or tiles.ndim not in (3, 4) \
             or tiles.shape[-1] != 3 or min(tiles.shape[-3:-1]) < 1:
         desc = (f"{tiles.dtype} tensor of shape {tuple(tiles.shape)}" if isinstance(tiles, torch.Tensor)
