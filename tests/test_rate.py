@@ -264,6 +264,17 @@ def test_model_gradcheck_float64(codec):
                                     rtol=1e-3, fast_mode=True)
 
 
+@pytest.mark.parametrize("with_error", [False, True])
+@pytest.mark.parametrize("n", [8, 16])
+def test_video_block_terms_written_out_gradient_gradcheck(n, with_error):
+    # The per-coefficient terms' derivative is written out (rrd.rate.video._TermSums): check it, error term
+    # included, against finite differences, with residuals from well under to well over the threshold.
+    plane = (torch.rand(1 + n, 2 * n, dtype=torch.float64, generator=torch.Generator().manual_seed(n)) * 40
+             ).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda p: block_mode_terms(p, qstep(27), 0.3, n, with_error), (plane,),
+                                    eps=1e-6, atol=1e-5, rtol=1e-4)
+
+
 # --------------------------------------------------------------------------------------------------
 # Behaviour
 
