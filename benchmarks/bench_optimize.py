@@ -12,7 +12,7 @@ In one run:
   evaluation) and the ratio of the two.
 
     python benchmarks/bench_optimize.py                       # jpeg 50, default iterations -> results/optimize_sceaux.*
-    python benchmarks/bench_optimize.py --codec hevc --param 32 --scale 0.5
+    python benchmarks/bench_optimize.py --codec hevc --param 32   # -> results/optimize_sceaux_hevc.*
 """
 
 from __future__ import annotations
@@ -122,7 +122,8 @@ def main() -> None:
         f"| ratio reference / folded | {ratio:.1f}x |", "",
         f"Peak memory of the whole run (40-view fold and reference path included): {peak_rss_mb():.0f} MB.",
     ]
-    write_results("optimize_sceaux", "\n".join(lines) + "\n",
+    name = "optimize_sceaux" if args.codec == "jpeg" else f"optimize_sceaux_{args.codec}"
+    write_results(name, "\n".join(lines) + "\n",
                   {"codec": args.codec, "param": args.param, "iterations": args.iterations, "scale": args.scale,
                    "seconds": t, "peak_optimisation_mb": peak_optimisation, "peak_mb": peak_rss_mb(),
                    "bits": [first[0], last[0]], "distortion": [first[1], last[1]], "machine": machine()})

@@ -50,6 +50,7 @@ class RateModel(Protocol):
     codec: str
     curvature: float
     lambda_factor: float
+    coded_lambda_factor: float
 
     def bits(self, tiles: torch.Tensor, param: int) -> torch.Tensor:
         """Differentiable estimate of the bits of coding (T, H, W, 3) tiles in [0, 1] at ``param``."""
@@ -130,7 +131,8 @@ def preprocess(problem: Problem, rate: RateModel, param: int, lam: float | None 
         rate: the codec's rate model.
         param: the operating point the rate model estimates (JPEG quality or QP).
         lam: explicit lambda (bits per 8-bit SSE unit); default
-            ``lambda_for(operating_qstep(...), lambda_scale * rate.lambda_factor)``.
+            ``lambda_for(operating_qstep(...), lambda_scale * rate.lambda_factor)``, times
+            ``rate.coded_lambda_factor`` with ``codec``.
         lambda_scale: multiplier of the operating-point lambda.
         iterations: gradient steps.
         init: padding method that fills the gutters of the starting atlas ("none" starts from black).
@@ -152,7 +154,9 @@ def preprocess(problem: Problem, rate: RateModel, param: int, lam: float | None 
 
     start = pad(problem.atlas.tiles, problem.keep, init)
     qstep = operating_qstep(rate.codec, param)
-    lam = lambda_for(qstep, lambda_scale * rate.lambda_factor) if lam is None else lam
+    if lam is None:
+        factor = rate.lambda_factor * (rate.coded_lambda_factor if codec is not None else 1.0)
+        lam = lambda_for(qstep, lambda_scale * factor)
     settings = OptimizeSettings(lam=lam, rate_curvature=rate.curvature * (255.0 / qstep) ** 2,
                                 iterations=iterations)
     dist = problem.distortion

@@ -102,6 +102,16 @@ def test_preprocess_refuses_a_codec_other_than_the_rate_models(demo_problem):
         preprocess(problem, get_rate_model("jpeg"), 50, iterations=1, codec=get_codec("hevc"))
 
 
+def test_codec_in_the_loop_scales_the_default_lambda_by_the_models_coded_factor(demo_problem):
+    _, _, problem = demo_problem
+    rate = get_rate_model("hevc")
+    assert rate.coded_lambda_factor != 1.0
+    plain = preprocess(problem, rate, 32, iterations=0)
+    coded = preprocess(problem, rate, 32, iterations=0, codec=get_codec("hevc"))
+    assert coded.lam == pytest.approx(plain.lam * rate.coded_lambda_factor)
+    assert preprocess(problem, rate, 32, lam=0.5, iterations=0, codec=get_codec("hevc")).lam == 0.5
+
+
 # vvenc in the loop costs minutes here: VVC is checked on the published objective only.
 @pytest.mark.parametrize("codec_name,points,in_loop", [("jpeg", (30, 60, 90), True), ("hevc", (22, 32, 42), True),
                                                        ("vvc", (22, 32, 42), False)])

@@ -213,7 +213,11 @@ class RateModel(abc.ABC):
             no view sees (gutters) move per step (:class:`rrd.optimize.OptimizeSettings`). Tuned per model
             on the demo scene: a sharper coefficient cost needs a larger one to descend without overshoot.
         lambda_factor: this model's factor on the operating-point lambda (:func:`rrd.optimize.lambda_for`,
-            HEVC's rule, before the user's ``lambda_scale``): 1 by default; JPEG's was tuned on the full Sceaux sample.
+            HEVC's rule, before the user's ``lambda_scale``): 1 by default; JPEG's was tuned on the full Sceaux
+            sample.
+        coded_lambda_factor: a further factor where the real codec is in the optimiser's loop
+            (``rrd.preprocess.preprocess(..., codec=...)``): 1 by default; the video models' was tuned on the
+            demo scene.
     """
 
     scale: float = 1.0
@@ -224,6 +228,7 @@ class RateModel(abc.ABC):
     context_rows: ClassVar[int]
     curvature: ClassVar[float]
     lambda_factor: ClassVar[float] = 1.0
+    coded_lambda_factor: ClassVar[float] = 1.0
 
     def __post_init__(self) -> None:
         # The scale, and the survival threshold of the models that have one.
