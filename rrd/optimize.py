@@ -14,7 +14,8 @@ itself, not the part the descent removed). The quantiser has no useful derivativ
 mixes D's own gradient with a fraction ``straight_through`` of the decoded atlas's gradient passed
 straight through the codec (which pre-compensates coding error). Measured with 50 iterations, BD-rate
 (RGB) against HBF: on the demo scene, photo reference, JPEG -13.5 % -> -19.6 %, HEVC -11.5 % -> -14.0 %,
-VVC -5.6 % -> -9.7 %; on the Sceaux sample, asset reference, JPEG -9.5 % -> -1.6 %, because there the
+VVC -5.6 % -> -9.7 % (with the video models' lower lambda in this mode, ``RateModel.coded_lambda_factor``:
+HEVC -16.4 %, VVC -16.2 %); on the Sceaux sample, asset reference, JPEG -9.5 % -> -1.6 %, because there the
 coded distortion moves from step to step by about what a step saves and good steps are rejected. So the
 pipeline keeps it optional. The full straight-through gradient (1.0) did better on the demo's HEVC
 (-19.5 %) but stalled on Sceaux, where its first step doubled the coded distortion.

@@ -359,8 +359,8 @@ class VideoRateModel(RateModel):
     # With the codec in the loop the descent keeps a step only if the decoded atlas is better for it, and a
     # high lambda spends the iterations pre-compensating coding error (the PSNR rises, the bits stay). Demo
     # scene, photo reference, 50 iterations, BD-rate against HBF, effective lambda scale 4 / 2 / 1 / 0.5 /
-    # 0.25 / 0.125: HEVC -12.7 / -13.4 / -15.4 / -15.3 / -16.4 / -14.1 %, VVC at 2 / 1 / 0.5 / 0.25:
-    # -13.3 / -14.9 / -15.4 / -16.1 %. JPEG keeps 1 (scale 2 / 1 / 0.5: -28.6 / -27.2 / -24.4 %).
+    # 0.25 / 0.125: HEVC -12.7 / -13.4 / -15.4 / -15.3 / -16.4 / -14.1 %, VVC at 2 / 1 / 0.5 / 0.25 / 0.125:
+    # -13.3 / -14.9 / -15.4 / -16.1 / -14.2 %. JPEG keeps 1 (scale 2 / 1 / 0.5: -28.6 / -27.2 / -24.4 %).
     coded_lambda_factor: ClassVar[float] = 0.125
 
     def __post_init__(self) -> None:
