@@ -24,13 +24,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, machine, peak_rss_mb, write_results  # noqa: E402
+from common import demo_and_sceaux, write_timed_results  # noqa: E402
 
-from rrd.demo_scene import make_demo_scene  # noqa: E402
 from rrd.preprocess import prepare  # noqa: E402
 from rrd.render import rasterize_views  # noqa: E402
 from rrd.scene import Scene  # noqa: E402
-from rrd_pipeline.sources import SceneSource, load_scene  # noqa: E402
 
 __all__ = ["main", "weight_summary"]
 
@@ -54,11 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-sceaux", action="store_true", help="the demo scene only")
     args = parser.parse_args()
-    scenes = {"demo": make_demo_scene}
-    sample = SHARED_DATA / "sceaux_castle"
-    if not args.no_sceaux and sample.is_dir():
-        scenes["sceaux (full resolution)"] = lambda: load_scene(
-            SceneSource(colmap=sample, mesh=sample / "scene_mesh_texture.ply"))
+    scenes = demo_and_sceaux(not args.no_sceaux)
     start = time.perf_counter()
     results = {name: weight_summary(make()) for name, make in scenes.items()}
     header = " | ".join(f"q{float(q) * 100:g}" for q in QUANTILES)
@@ -72,8 +66,7 @@ def main() -> None:
         cells = " | ".join(f"{v:.2f}" for v in r["quantiles"].values())
         lines.append(f"| {name} | {r['used_texels']} | {100 * r['unseen_fraction']:.1f} % | {cells} | "
                      f"{100 * r['below']['0.1']:.1f} % | {100 * r['below']['0.5']:.1f} % |")
-    lines += ["", f"Time {time.perf_counter() - start:.0f} s, peak memory {peak_rss_mb():.0f} MB."]
-    write_results("render_weights", "\n".join(lines) + "\n", {"results": results, "machine": machine()})
+    write_timed_results("render_weights", lines, results, start)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,14 @@ import resource
 import subprocess
 import time
 from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+from rrd.demo_scene import make_demo_scene
+from rrd.scene import Scene
+from rrd_pipeline.sources import SceneSource, load_scene
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -49,3 +54,20 @@ def write_results(name: str, markdown: str, data: dict) -> None:
     (RESULTS / f"{name}.md").write_text(markdown)
     (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2))
     print(markdown)
+
+
+def write_timed_results(name: str, lines: list[str], results: dict, started: float) -> None:
+    """``write_results`` of a markdown report that ends with the run's time (since ``started``, a
+    ``time.perf_counter()`` reading) and peak memory, and of ``results`` with the machine."""
+    lines = [*lines, "", f"Time {time.perf_counter() - started:.0f} s, peak memory {peak_rss_mb():.0f} MB."]
+    write_results(name, "\n".join(lines) + "\n", {"results": results, "machine": machine()})
+
+
+def demo_and_sceaux(with_sceaux: bool = True) -> dict[str, Callable[[], Scene]]:
+    """Scene makers by name: the demo scene, and the full-resolution Sceaux sample where ../shared has it."""
+    scenes: dict[str, Callable[[], Scene]] = {"demo": make_demo_scene}
+    sample = SHARED_DATA / "sceaux_castle"
+    if with_sceaux and sample.is_dir():
+        scenes["sceaux (full resolution)"] = lambda: load_scene(
+            SceneSource(colmap=sample, mesh=sample / "scene_mesh_texture.ply"))
+    return scenes
