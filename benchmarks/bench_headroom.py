@@ -68,11 +68,14 @@ def scene_headroom(scene: Scene, max_blocks: int, seed: int = 0) -> dict:
     T, H, W, _ = scene.atlas.tiles.shape
     start = torch.from_numpy(pad(scene.atlas.tiles, problem.keep, "hbf"))
     out: dict[str, dict] = {}
+    per_block: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # block size -> (weights, coefficients), once
     jobs = [(name, a, v) for name, a in anchors().items() for v in ("all", "charts")]
     for name, anchor, variant in tqdm(jobs, desc="headroom", leave=False, disable=None):
         block = anchor["block"]
-        weights = basis_weights(form, (T, H, W), block).reshape(-1, block * block)
-        coeffs = block_coefficients(start, block).reshape(-1, block * block, 3)
+        if block not in per_block:
+            per_block[block] = (basis_weights(form, (T, H, W), block).reshape(-1, block * block),
+                                block_coefficients(start, block).reshape(-1, block * block, 3))
+        weights, coeffs = per_block[block]
         if variant == "charts":
             # The prior weighs every used texel, so a block holds a used (or seen) texel where a weight is > 0.
             chart = weights.amax(dim=1) > 0

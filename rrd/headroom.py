@@ -42,6 +42,7 @@ import torch
 
 from rrd.color import rgb_to_ycbcr
 from rrd.metrics import bd_rate
+from rrd.preprocess import operating_qstep
 from rrd.quadratic import QuadraticForm
 from rrd.rate.jpeg import CHROMA_TABLE, LUMA_TABLE, quant_table
 from rrd.rate.transform import block_dct, dct_matrix
@@ -139,12 +140,12 @@ def block_coefficients(tiles: torch.Tensor, block: int) -> torch.Tensor:
 
 
 def qp_theta(qp: float) -> float:
-    """The RDO anchor's level for a HEVC/VVC QP: ``Qstep^2 / 6``, ``Qstep = 2^((QP - 4) / 6)``.
+    """The RDO anchor's level for a HEVC/VVC QP: ``Qstep^2 / 6`` (:func:`rrd.preprocess.operating_qstep`).
 
     Between the quantiser's own noise ``Qstep^2 / 12`` and the ``Qstep^2 / 4`` below which a dead zone at
     half a step drops a coefficient.
     """
-    return 2.0 ** ((qp - 4) / 3) / 6.0
+    return operating_qstep("hevc", qp) ** 2 / 6.0
 
 
 def jpeg_theta(quality: int) -> torch.Tensor:
