@@ -1,4 +1,4 @@
-"""Time and size of the real codecs (rrd.codecs) at their default rate points on a texture atlas.
+"""Time and size of the real codecs (rrd_pipeline.codecs) at their default rate points on a texture atlas.
 
 Codes the 4096x4096 Sceaux Castle atlas (/work/shared/data/sceaux_castle/scene_mesh_texture0.png;
 a generated 4096x4096 image of gradients and texture if it is absent), or its centred N x N crop
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from rrd.codecs import CODECS, get_codec
+from rrd_pipeline.codecs import CODECS, get_codec
 from rrd.metrics import psnr
 
 __all__ = ["load_atlas", "run"]

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import OUT, SHARED_DATA, machine, peak_rss_mb, write_results  # noqa: E402
 
-from rrd.codecs import get_codec  # noqa: E402
+from rrd_pipeline.codecs import get_codec  # noqa: E402
 from rrd.demo_scene import make_demo_scene  # noqa: E402
 from rrd_pipeline.methods import build_context  # noqa: E402
 from rrd_pipeline.sources import SceneSource, load_scene  # noqa: E402

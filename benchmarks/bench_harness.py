@@ -26,8 +26,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED_DATA, machine, peak_rss_mb, timed, write_results  # noqa: E402
 
-from rrd.codecs import get_codec  # noqa: E402
-from rrd.evaluate import code_atlas  # noqa: E402
+from rrd_pipeline.codecs import get_codec  # noqa: E402
+from rrd.codec import code_atlas  # noqa: E402
 from rrd_pipeline.methods import build_context, padded_atlas  # noqa: E402
 from rrd_pipeline.sources import SceneSource, load_scene  # noqa: E402
 from rrd_pipeline.stages.evaluate import DEFAULT_METHODS  # noqa: E402

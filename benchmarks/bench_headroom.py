@@ -1,7 +1,7 @@
 """How much could render-aware preprocessing save on a scene at most? The R-RD headroom under a Gaussian model.
 
 For the demo scene and the full Sceaux sample (source views, asset reference, the optimiser's prior), the
-model of :mod:`rrd.headroom` compares, at equal rendering distortion, the codec as it is (every texel alike)
+model of :mod:`research.headroom` compares, at equal rendering distortion, the codec as it is (every texel alike)
 with an encoder that knew every coefficient's render weight (the most any preprocessing and codec could
 give) and with the codec fed the best per-coefficient shrink of the atlas (what a preprocessor can give),
 for two anchors: an RDO encoder (HEVC, VVC; QP 22-42) and JPEG's tables (quality 30-90). Each on all
@@ -28,9 +28,10 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # research/
 from common import demo_and_sceaux, write_timed_results  # noqa: E402
 
-from rrd.headroom import (anchor_curve, basis_weights, bd_rate_of, block_coefficients, jpeg_theta,  # noqa: E402
+from research.headroom import (anchor_curve, basis_weights, bd_rate_of, block_coefficients, jpeg_theta,  # noqa: E402
                           preprocessed_curve, qp_theta, weighted_curve)
 from rrd.padding import pad  # noqa: E402
 from rrd.preprocess import prepare  # noqa: E402

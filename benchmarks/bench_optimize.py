@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED_DATA, machine, peak_rss_mb, write_results  # noqa: E402
 
-from rrd.codecs import get_codec  # noqa: E402
+from rrd_pipeline.codecs import get_codec  # noqa: E402
 from rrd.preprocess import DEFAULT_ITERATIONS, prepare, preprocess  # noqa: E402
 from rrd.rate import get_rate_model  # noqa: E402
 from rrd.render import rasterize_views  # noqa: E402

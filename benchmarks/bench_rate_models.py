@@ -1,6 +1,6 @@
 """Are the rate models honest? Estimated against real bits over processed atlases and operating points.
 
-For each codec (rrd.codecs) and its rate model (rrd.rate), crops of the real atlases
+For each codec (rrd_pipeline.codecs) and its rate model (rrd.rate), crops of the real atlases
 (Sceaux Castle ``scene_mesh_texture0.png`` and Meshroom NASA ``texture_1001.png``, crops with at
 least 25 % occupied texels) are processed into variants:
 
@@ -41,7 +41,7 @@ from scipy.ndimage import gaussian_filter
 from scipy.optimize import nnls
 from scipy.stats import spearmanr
 
-from rrd.codecs import get_codec
+from rrd_pipeline.codecs import get_codec
 from rrd.padding import pad
 from rrd.rate import CoefficientCost, RateModel, calibrate, get_rate_model
 from rrd.rate.jpeg import JPEG_CHROMA, JPEG_LUMA, JpegPlaneCost

@@ -31,7 +31,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import OUT, RESULTS, SHARED_DATA, machine, peak_rss_mb  # noqa: E402
 
-from rrd.codecs import get_codec  # noqa: E402
+from rrd_pipeline.codecs import get_codec  # noqa: E402
 from rrd.preprocess import DEFAULT_ITERATIONS  # noqa: E402
 from rrd_pipeline.methods import build_context  # noqa: E402
 from rrd_pipeline.report import write_report  # noqa: E402

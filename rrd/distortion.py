@@ -31,6 +31,7 @@ from rrd.errors import InputError
 from rrd.quadratic import QuadraticAccumulator, QuadraticForm, masked_sse
 from rrd.render import View, view_taps
 from rrd.sample import Taps, gather
+from rrd.settings import DEFAULT_SETTINGS
 
 __all__ = ["DistortionModel", "QuadraticDistortion", "RenderedDistortion", "build_distortion", "REFERENCES",
            "seam_free_weights"]
@@ -123,7 +124,7 @@ def seam_free_weights(taps: Taps, used: torch.Tensor) -> torch.Tensor:
 
 def build_distortion(views: Sequence[View], atlas_shape: tuple[int, int, int], original: torch.Tensor,
                      used: torch.Tensor, reference: str = "renders",
-                     photos: Sequence[torch.Tensor] | None = None, prior: float = 0.05,
+                     photos: Sequence[torch.Tensor] | None = None, prior: float = DEFAULT_SETTINGS.prior,
                      mode: str = "quadratic", progress: Callable[[int], None] | None = None) -> DistortionModel:
     """Fold the source views into the distortion of the R-RD objective (bilinear sampling).
 

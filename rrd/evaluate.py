@@ -1,7 +1,7 @@
 """Evaluation of coded atlases: coded size, rendering quality of the decoded atlas, Bjontegaard summaries.
 
 The harness (``rrd evaluate``) sweeps a codec's operating points for several methods; per point it
-codes the method's atlas (:func:`code_atlas`), renders every evaluation view with the decoded atlas
+codes the method's atlas (:func:`rrd.codec.code_atlas`), renders every evaluation view with the decoded atlas
 and compares it with a reference (:meth:`Evaluator.quality`). Everything that does not depend on the
 decoded atlas (rasterization, taps, reference colours, which pixels count) is built once by
 :func:`build_evaluator`, so a quality evaluation is a gather per view.
@@ -44,7 +44,6 @@ case go to the first baseline in the order given.
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -53,74 +52,20 @@ import numpy as np
 import scipy.sparse
 import torch
 
-from rrd.codecs import Codec
 from rrd.color import rgb_to_ycbcr
 from rrd.distortion import REFERENCES, seam_free_weights
 from rrd.errors import InputError
-from rrd.metrics import BDRateUndefined, bd_rate, mean_psnr, yuv_mse
+from rrd.metrics import BDRateUndefined, bd_rate, mean_psnr, psnr_from_mse, yuv_mse
 from rrd.render import FILTERS, View, rasterize_views, render, texel_vector, view_taps
 from rrd.sample import Taps, mip_texels
 from rrd.scene import Scene
 from rrd.viewpoints import ORBIT_COUNT, ORBIT_SIZE, orbit_cameras, union_bbox
 
-__all__ = ["VIEW_SETS", "CodedAtlas", "atlas_codes", "code_atlas", "used_texel_vector", "EvalView",
+__all__ = ["VIEW_SETS", "used_texel_vector", "EvalView",
            "ViewQuality", "Quality", "masked_psnrs", "Evaluator", "evaluation_view", "check_evaluation",
            "build_evaluator", "Curve", "BD_INTERPOLATIONS", "bd_summary", "bd_table", "default_anchor"]
 
 VIEW_SETS = ("source", "orbit", "both")
-
-
-# --------------------------------------------------------------------------------------------
-# Coding
-
-
-@dataclass(frozen=True, eq=False)
-class CodedAtlas:
-    """An atlas coded at one operating point.
-
-    Attributes:
-        nbytes: total size of the tiles' bitstreams in bytes.
-        decoded: (T, H, W, 3) float32 decoded texels in [0, 1] (decoded 8-bit codes / 255).
-        bitstreams: one bitstream per tile, in tile order.
-        seconds: wall-clock time of the codec calls (encode + decode).
-    """
-
-    nbytes: int
-    decoded: np.ndarray
-    bitstreams: tuple[bytes, ...]
-    seconds: float
-
-    @property
-    def bits(self) -> int:
-        return 8 * self.nbytes
-
-    @property
-    def bpp(self) -> float:
-        """Bits per texel of the whole atlas, ``8 * nbytes / (T * H * W)``."""
-        return self.bits / float(np.prod(self.decoded.shape[:3]))
-
-
-def atlas_codes(tiles: np.ndarray) -> np.ndarray:
-    """(..., 3) float texels in [0, 1] -> uint8 codes ``round(255 x)``, clipped to 0..255."""
-    return np.clip(np.rint(np.asarray(tiles, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
-
-
-def code_atlas(codec: Codec, tiles: np.ndarray, param: int) -> CodedAtlas:
-    """Code every tile of an atlas as its own image at one operating point.
-
-    Args:
-        codec: the codec (:func:`rrd.codecs.get_codec`).
-        tiles: (T, H, W, 3) float texels in [0, 1]; coded as their 8-bit codes (:func:`atlas_codes`).
-        param: the codec parameter (JPEG quality or QP).
-    """
-    tiles = np.asarray(tiles)
-    if tiles.ndim != 4 or tiles.shape[-1] != 3:
-        raise InputError(f"atlas tiles have shape {tiles.shape}, expected (T, H, W, 3)")
-    start = time.perf_counter()
-    coded = [codec.encode(np.ascontiguousarray(codes), param) for codes in atlas_codes(tiles)]
-    seconds = time.perf_counter() - start
-    decoded = np.stack([c.decoded for c in coded]).astype(np.float32) / np.float32(255.0)
-    return CodedAtlas(sum(c.nbytes for c in coded), decoded, tuple(c.bitstream for c in coded), seconds)
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,10 +149,6 @@ class Quality:
 _RGB_TO_YCC = rgb_to_ycbcr(torch.eye(3, dtype=torch.float64), "bt709").numpy()
 
 
-def _psnr_db(mse_value: float) -> float:
-    return float("inf") if mse_value == 0.0 else float(10.0 * np.log10(1.0 / mse_value))
-
-
 def masked_psnrs(test: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
     """RGB PSNR and YUV PSNR (dB, peak 1) of (K, 3) pixel colours in [0, 1] against a reference.
 
@@ -220,7 +161,7 @@ def masked_psnrs(test: np.ndarray, reference: np.ndarray) -> tuple[float, float]
     diff = np.asarray(test, dtype=np.float64) - np.asarray(reference, dtype=np.float64)
     second = diff.T @ diff / max(len(diff), 1)
     mse_ycc = np.diag(_RGB_TO_YCC.T @ second @ _RGB_TO_YCC)
-    return _psnr_db(float(np.trace(second)) / 3.0), _psnr_db(yuv_mse(*(float(m) for m in mse_ycc)))
+    return psnr_from_mse(float(np.trace(second)) / 3.0), psnr_from_mse(yuv_mse(*(float(m) for m in mse_ycc)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -317,10 +258,10 @@ def check_evaluation(scene: Scene, reference: str, filter: str, views: str, leav
     if filter not in FILTERS:
         raise InputError(f"unknown texture filter {filter!r}; choose one of {', '.join(FILTERS)}")
     if reference == "photos" and views != "source":
-        raise InputError(f"views {views!r} include orbit cameras, which have no photos; use --views source "
-                         "or --reference renders")
+        raise InputError(f"views {views!r} include orbit cameras, which have no photos; use views 'source' "
+                         "or reference 'renders'")
     if reference == "photos" and scene.photos is None:
-        raise InputError(f"scene {scene.name!r} has no photos; use --reference renders")
+        raise InputError(f"scene {scene.name!r} has no photos; use reference 'renders'")
     bad = [i for i in leave_out if isinstance(i, bool) or not 0 <= i < len(scene.cameras)]
     if bad:
         raise InputError(f"leave_out index {bad[0]!r} is out of range; the scene has source views "
@@ -422,7 +363,7 @@ def default_anchor(curves: Mapping[str, Curve], baselines: Sequence[str]) -> tup
         None when none is defined).
     """
     if not baselines:
-        raise InputError("no baseline method to anchor the BD-rates on; name one with --anchor")
+        raise InputError("no baseline method to anchor the BD-rates on; name an anchor method")
     scores: dict[str, float | None] = {}
     for name in baselines:
         values = []

@@ -56,6 +56,7 @@ __all__ = [
     "mean_psnr",
     "mse",
     "psnr",
+    "psnr_from_mse",
     "psnr_yuv",
     "yuv_mse",
 ]
@@ -124,7 +125,12 @@ def _per_channel_mse(a: ImageLike, b: ImageLike, mask: ImageLike | None, yuv: bo
     return sq[tm].mean(dim=0)
 
 
-def _psnr_db(mse_value: float, peak: float) -> float:
+def psnr_from_mse(mse_value: float, peak: float = 1.0) -> float:
+    """PSNR in dB of a mean squared error, ``10 log10(peak^2 / mse)``; ``+inf`` for an MSE of exactly 0.
+
+    >>> psnr_from_mse(1e-4)
+    40.0
+    """
     if mse_value == 0.0:
         return float("inf")
     return float(10.0 * np.log10(peak * peak / mse_value))
@@ -153,7 +159,7 @@ def psnr(a: ImageLike, b: ImageLike, mask: ImageLike | None = None, peak: float 
     """
     if not peak > 0:
         raise InputError(f"peak {peak} must be positive")
-    return _psnr_db(mse(a, b, mask), peak)
+    return psnr_from_mse(mse(a, b, mask), peak)
 
 
 def yuv_mse(mse_y: float, mse_u: float, mse_v: float) -> float:
@@ -176,8 +182,8 @@ def psnr_yuv(a: ImageLike, b: ImageLike, mask: ImageLike | None = None) -> dict[
     """
     mse_y, mse_u, mse_v = _per_channel_mse(a, b, mask, yuv=True).tolist()
     mse_yuv = yuv_mse(mse_y, mse_u, mse_v)
-    return {"y": _psnr_db(mse_y, 1.0), "u": _psnr_db(mse_u, 1.0), "v": _psnr_db(mse_v, 1.0),
-            "yuv": _psnr_db(mse_yuv, 1.0)}
+    return {"y": psnr_from_mse(mse_y, 1.0), "u": psnr_from_mse(mse_u, 1.0), "v": psnr_from_mse(mse_v, 1.0),
+            "yuv": psnr_from_mse(mse_yuv, 1.0)}
 
 
 def mean_psnr(psnr_db_values: Sequence[float]) -> float:

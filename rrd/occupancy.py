@@ -12,9 +12,9 @@ Example (H = W = 4, margin 0.5): the point ``(u, v) = (0.5, 0.5)`` is the corner
 (1, 1), (1, 2), (2, 1) and (2, 2); a degenerate triangle collapsed onto it marks exactly those.
 
 Useful margins:
-    * 0.5: the texels a triangle overlaps at all ("used texels");
-    * 1.0: every texel that a bilinear tap at a point of the triangle can read, i.e. the triangle
-      grown by one texel. Padding must keep these texels unchanged (REFERENCE.md section 6).
+    * :data:`USED_MARGIN` 0.5: the texels a triangle overlaps at all ("used texels");
+    * :data:`KEEP_MARGIN` 1.0: every texel that a bilinear tap at a point of the triangle can read, i.e.
+      the triangle grown by one texel. Padding must keep these texels unchanged (REFERENCE.md section 6).
 """
 
 from __future__ import annotations
@@ -23,7 +23,12 @@ import numpy as np
 
 from rrd.errors import InputError
 
-__all__ = ["texel_coverage"]
+__all__ = ["texel_coverage", "USED_MARGIN", "KEEP_MARGIN"]
+
+USED_MARGIN = 0.5
+"""Texels a UV triangle overlaps: the "used" texels (the prior, the seam-exclusion rule)."""
+KEEP_MARGIN = 1.0
+"""Texels a bilinear tap at a point of a triangle can read: what padding must keep."""
 
 # Candidate texels tested per chunk: bounds memory (about 100 bytes per candidate).
 _CHUNK_CANDIDATES = 1 << 20

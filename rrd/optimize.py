@@ -12,17 +12,14 @@ it will be rendered: a step is kept only if it lowers ``bits + lambda * D(decode
 sees what coding does to each change (a coefficient pushed under the quantiser's dead zone loses all of
 itself, not the part the descent removed). The quantiser has no useful derivative; the step direction
 mixes D's own gradient with a fraction ``straight_through`` of the decoded atlas's gradient passed
-straight through the codec (which pre-compensates coding error). Measured with 50 iterations, BD-rate
-(RGB) against HBF: on the demo scene, photo reference, JPEG -13.5 % -> -19.6 %, HEVC -11.5 % -> -14.0 %,
-VVC -5.6 % -> -9.7 % (with the video models' lower lambda in this mode, ``RateModel.coded_lambda_factor``:
-HEVC -16.4 %, VVC -16.2 %); on the Sceaux sample, asset reference, JPEG -9.5 % -> -1.6 %, because there the
-coded distortion moves from step to step by about what a step saves and good steps are rejected. So the
-pipeline keeps it optional. The full straight-through gradient (1.0) did better on the demo's HEVC
-(-19.5 %) but stalled on Sceaux, where its first step doubled the coded distortion.
+straight through the codec (which pre-compensates coding error). It gains on some scenes and loses on
+others (where the coded distortion moves from step to step by about what a step saves, good steps are
+rejected), so the pipeline keeps it optional.
 
 The step is gradient descent preconditioned by the diagonal of the distortion Hessian (each texel's
 render weight), with heavy-ball momentum and a projection onto [0, 1]: per-texel adaptive
-optimisers (Adam) rescale every texel's step and make lambda nearly ineffective.
+optimisers (Adam) rescale every texel's step and make lambda nearly ineffective. Every tuned
+number of the step rule is in :class:`rrd.settings.OptimizeSettings`.
 """
 
 from __future__ import annotations
@@ -33,8 +30,9 @@ from dataclasses import dataclass, field
 import torch
 
 from rrd.distortion import DistortionModel
+from rrd.settings import DEFAULT_SETTINGS, OptimizeSettings
 
-__all__ = ["OptimizeSettings", "OptimizeResult", "optimize_atlas", "lambda_for", "HM_LAMBDA_FACTOR"]
+__all__ = ["OptimizeResult", "optimize_atlas", "lambda_for", "HM_LAMBDA_FACTOR"]
 
 HM_LAMBDA_FACTOR = 0.57 * 2 ** (-8 / 3)
 """HEVC's reference encoder ties its mode-decision lambda to the quantiser step:
@@ -48,31 +46,6 @@ def lambda_for(qstep: float, scale: float = 1.0) -> float:
     our objective is ``bits + lambda * SSE``, so ``lambda = scale / lambda_enc``.
     """
     return scale / (HM_LAMBDA_FACTOR * qstep * qstep)
-
-
-@dataclass(frozen=True)
-class OptimizeSettings:
-    """Settings of :func:`optimize_atlas`.
-
-    Attributes:
-        lam: lambda, bits per unit of D (8-bit SSE); see :func:`lambda_for`.
-        rate_curvature: an estimate of the rate's second derivative per texel value (bits per unit^2, texel
-            values in [0, 1]); the preconditioner is ``1 / (lam * d2D/dT2 + rate_curvature)``, so texels
-            no view sees (gutters) step with the rate gradient at this curvature. :func:`rrd.preprocess.preprocess`
-            takes it from the rate model: ``RateModel.curvature * (255 / Qstep)^2``.
-        iterations: gradient steps.
-        step: initial step size relative to the preconditioned (Newton-like) step.
-        momentum: heavy-ball momentum in [0, 1).
-        straight_through: with a codec round trip, the weight in [0, 1] of the decoded atlas's distortion
-            gradient in the step direction (1 - weight on the atlas's own); see the module docstring.
-    """
-
-    lam: float
-    rate_curvature: float
-    iterations: int = 100
-    step: float = 1.0
-    momentum: float = 0.7
-    straight_through: float = 0.3
 
 
 @dataclass
@@ -95,7 +68,8 @@ class OptimizeResult:
 
 
 def optimize_atlas(tiles: torch.Tensor, rate_bits: Callable[[torch.Tensor], torch.Tensor],
-                   distortion: DistortionModel, settings: OptimizeSettings,
+                   distortion: DistortionModel, lam: float, rate_curvature: float,
+                   settings: OptimizeSettings = DEFAULT_SETTINGS,
                    progress: Callable[[int, float, float], None] | None = None,
                    decode: Callable[[torch.Tensor], torch.Tensor] | None = None) -> OptimizeResult:
     """Minimise ``rate_bits(T) + lam * D(T)`` over the whole atlas.
@@ -104,7 +78,13 @@ def optimize_atlas(tiles: torch.Tensor, rate_bits: Callable[[torch.Tensor], torc
         tiles: (T, H, W, C) float32 initial texels in [0, 1] (e.g. the original with padded gutters).
         rate_bits: differentiable estimate of the codec's bits for (T, H, W, C) tiles.
         distortion: D on the flat texel vector of the same tiles.
-        settings: see :class:`OptimizeSettings`.
+        lam: lambda, bits per unit of D (8-bit SSE); see :func:`lambda_for`.
+        rate_curvature: an estimate of the rate's second derivative per texel value (bits per unit^2, texel
+            values in [0, 1]); the preconditioner is ``1 / (lam * d2D/dT2 + rate_curvature)``, so texels no
+            view sees (gutters) step with the rate gradient at this curvature (:func:`rrd.preprocess.preprocess`
+            derives it from :attr:`rrd.settings.CodecTuning.curvature`).
+        settings: the step rule (``iterations``, ``step``, ``step_growth``, ``step_backoff``, ``momentum``,
+            ``straight_through``) of :class:`rrd.settings.OptimizeSettings`.
         progress: called after each iteration with (iteration, bits, distortion).
         decode: the codec's round trip, (T, H, W, C) tiles in [0, 1] -> the decoded tiles, same shape; when
             given, D is that of the decoded atlas (module docstring).
@@ -114,7 +94,7 @@ def optimize_atlas(tiles: torch.Tensor, rate_bits: Callable[[torch.Tensor], torc
     """
     shape = tiles.shape
     x = tiles.detach().reshape(-1, shape[-1]).clone()
-    precond = (1.0 / (settings.lam * distortion.hessian_diagonal.to(x) + settings.rate_curvature))[:, None]
+    precond = (1.0 / (lam * distortion.hessian_diagonal.to(x) + rate_curvature))[:, None]
     step = settings.step
     velocity = torch.zeros_like(x)
     history: list[tuple[float, float, float]] = []
@@ -129,26 +109,26 @@ def optimize_atlas(tiles: torch.Tensor, rate_bits: Callable[[torch.Tensor], torc
             d_value, g_decoded = distortion.value_and_gradient(decoded)
             g_dist.lerp_(g_decoded, settings.straight_through)
         bits_value = float(bits.detach())
-        objective = bits_value + settings.lam * d_value
+        objective = bits_value + lam * d_value
         history.append((bits_value, d_value, objective))
         if progress is not None:
             progress(it, bits_value, d_value)
         # In place where a tensor is not kept: on a 4096^2 atlas a new (M, C) tensor costs more in page
         # faults than the arithmetic written into it.
         if objective < best_objective:
-            grad = g_dist.to(x).mul_(settings.lam).add_(g_rate.reshape(x.shape))
+            grad = g_dist.to(x).mul_(lam).add_(g_rate.reshape(x.shape))
             if not bool(torch.isfinite(grad).all()):
                 raise FloatingPointError(f"non-finite gradient at iteration {it}")
             best_objective, best_x, best_grad = objective, x, grad
-            step = min(settings.step, step * 1.2)
+            step = min(settings.step, step * settings.step_growth)
             velocity.mul_(settings.momentum).addcmul_(precond, grad, value=-step)
         else:
             # The step overshot (the rate model is not quadratic): restart from the best point, shorter, no momentum.
-            step *= 0.5
+            step *= settings.step_backoff
             torch.mul(best_grad, precond, out=velocity).mul_(-step)
         if it == settings.iterations:
             break
         x = (best_x + velocity).clamp_(0.0, 1.0)
     tiles_out = best_x.reshape(shape)
     final = min(history, key=lambda h: h[2])
-    return OptimizeResult(tiles=tiles_out, bits=final[0], distortion=final[1], lam=settings.lam, history=history)
+    return OptimizeResult(tiles=tiles_out, bits=final[0], distortion=final[1], lam=lam, history=history)

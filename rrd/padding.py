@@ -67,25 +67,19 @@ from typing import Callable
 import numpy as np
 
 from rrd.errors import InputError
+from rrd.registry import Registry
 
 __all__ = ["pad", "PADDING_METHODS"]
 
 # A method takes ``values`` (C, H, W) float32 with empty texels set to 0 and ``keep`` (H, W) bool
 # (True = occupied, never changed) plus its keyword parameters, and returns (C, H, W) float32.
 PaddingMethod = Callable[..., np.ndarray]
-PADDING_METHODS: dict[str, PaddingMethod] = {}
+PADDING_METHODS: Registry[PaddingMethod] = Registry("padding method")
 
 # Neighbourhoods of the region-growing methods as (row offset, col offset, weight).
 _CROSS = ((-1, 0, 1.0), (1, 0, 1.0), (0, -1, 1.0), (0, 1, 1.0))
 _BLENDER_EXTEND = ((-1, 0, 2.0), (1, 0, 2.0), (0, -1, 2.0), (0, 1, 2.0),
                    (-1, -1, 1.0), (-1, 1, 1.0), (1, -1, 1.0), (1, 1, 1.0))
-
-
-def _register(name: str) -> Callable[[PaddingMethod], PaddingMethod]:
-    def add(method: PaddingMethod) -> PaddingMethod:
-        PADDING_METHODS[name] = method
-        return method
-    return add
 
 
 def pad(atlas: np.ndarray, occupancy: np.ndarray, method: str, **params: object) -> np.ndarray:
@@ -102,10 +96,7 @@ def pad(atlas: np.ndarray, occupancy: np.ndarray, method: str, **params: object)
         A new float32 array of the atlas's shape: occupied texels equal to ``atlas`` (as float32)
         bit for bit, empty texels filled (or 0 where the method leaves them empty).
     """
-    if method not in PADDING_METHODS:
-        raise InputError(f"unknown padding method {method!r}; choose one of: "
-                         f"{', '.join(sorted(PADDING_METHODS))}")
-    fill = PADDING_METHODS[method]
+    fill = PADDING_METHODS.lookup(method)
     accepted = list(inspect.signature(fill).parameters)[2:]
     unknown = sorted(set(params) - set(accepted))
     if unknown:
@@ -412,29 +403,29 @@ def _channel_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # The methods
 
 
-@_register("none")
+@PADDING_METHODS.register("none")
 def _none(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return values
 
 
-@_register("dilate")
+@PADDING_METHODS.register("dilate")
 def _dilate(values: np.ndarray, keep: np.ndarray, rings: int | None = None) -> np.ndarray:
     return _grow(values, keep, _CROSS, _count("rings", rings, allow_none=True), to_8bit=True)[0]
 
 
-@_register("pushpull")
+@PADDING_METHODS.register("pushpull")
 def _pushpull(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return _smoothed_push_pull(values, keep, 0, 0)
 
 
-@_register("spp")
+@PADDING_METHODS.register("spp")
 def _spp(values: np.ndarray, keep: np.ndarray, coarsest_passes: int = 4,
          max_passes: int = 16) -> np.ndarray:
     return _smoothed_push_pull(values, keep, _count("coarsest_passes", coarsest_passes),
                                _count("max_passes", max_passes))
 
 
-@_register("vdmc")
+@PADDING_METHODS.register("vdmc")
 def _vdmc(values: np.ndarray, keep: np.ndarray, rings: int = 4, coarsest_passes: int = 4,
           max_passes: int = 16) -> np.ndarray:
     dilated, reached = _grow(values, keep, _CROSS, _count("rings", rings), to_8bit=True)
@@ -443,7 +434,7 @@ def _vdmc(values: np.ndarray, keep: np.ndarray, rings: int = 4, coarsest_passes:
                                _count("max_passes", max_passes))
 
 
-@_register("hbf")
+@PADDING_METHODS.register("hbf")
 def _hbf(values: np.ndarray, keep: np.ndarray, max_sweeps: int = 1024,
          tol: float = 1e-5) -> np.ndarray:
     max_sweeps = _count("max_sweeps", max_sweeps)
@@ -452,7 +443,7 @@ def _hbf(values: np.ndarray, keep: np.ndarray, max_sweeps: int = 1024,
                            lambda u, k, _: _laplace_gauss_seidel(u, k, max_sweeps, tol_unit))
 
 
-@_register("sparse")
+@PADDING_METHODS.register("sparse")
 def _sparse(values: np.ndarray, keep: np.ndarray, max_iters: int = 2000,
             tol: float = 1e-5) -> np.ndarray:
     max_iters = _count("max_iters", max_iters)
@@ -461,7 +452,7 @@ def _sparse(values: np.ndarray, keep: np.ndarray, max_iters: int = 2000,
                            lambda u, k, _: _laplace_conjugate_gradient(u, k, max_iters, tol))
 
 
-@_register("extend")
+@PADDING_METHODS.register("extend")
 def _extend(values: np.ndarray, keep: np.ndarray, passes: int | None = 16) -> np.ndarray:
     return _grow(values, keep, _BLENDER_EXTEND, _count("passes", passes, allow_none=True),
                  to_8bit=False)[0]

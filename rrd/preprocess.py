@@ -13,50 +13,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
 
-from rrd.codecs import Codec
+from rrd.codec import Codec, code_atlas
 from rrd.distortion import DistortionModel, QuadraticDistortion, build_distortion
 from rrd.errors import InputError
-from rrd.evaluate import code_atlas
-from rrd.occupancy import texel_coverage
-from rrd.optimize import OptimizeResult, OptimizeSettings, lambda_for, optimize_atlas
+from rrd.occupancy import KEEP_MARGIN, USED_MARGIN, texel_coverage
+from rrd.optimize import OptimizeResult, lambda_for, optimize_atlas
 from rrd.padding import pad
+from rrd.rate.base import RateModel
+from rrd.rate.jpeg import LUMA_TABLE, quant_table
 from rrd.render import View, face_tiles
 from rrd.scene import Atlas, TexturedMesh
+from rrd.settings import DEFAULT_SETTINGS, OptimizeSettings
 
-__all__ = ["RateModel", "Problem", "prepare", "preprocess", "operating_qstep", "DEFAULT_LAMBDA_SCALE",
-           "DEFAULT_ITERATIONS"]
-
-DEFAULT_ITERATIONS = 50
-"""Default gradient steps per operating point. More is not better: on the demo scene (JPEG, photo reference,
-BD-rate against HBF) 50 iterations gave -26.0 % and 100 gave -23.9 % (-13.4 and -9.1 % with the JPEG
-model's earlier survival threshold of half a step); the extra steps trade PSNR for bits at the low rates
-beyond what coding gives back. Every Sceaux result uses 50."""
-
-DEFAULT_LAMBDA_SCALE = 2.0
-"""Default multiplier of the operating-point lambda (times the rate model's ``lambda_factor``), chosen on the
-demo scene (photo reference). Against HBF, Sceaux at quarter resolution: HEVC, scale 1 / 2 / 6: -1.3 / -1.8 /
--1.3 %; the JPEG model's factor was tuned on the full sample (see ``JpegRateModel.lambda_factor``). With scale 2
-and factor 1, lambda is 4-7 times the codec's own slope -dR/dD measured on the padded Sceaux atlas, for JPEG
-(quality 30-90) and HEVC (QP 22-32) alike: the optimiser takes only trades that beat the codec's own."""
-
-class RateModel(Protocol):
-    """What the optimiser needs of a rate model (see :mod:`rrd.rate`)."""
-
-    codec: str
-    curvature: float
-    lambda_factor: float
-    coded_lambda_factor: float
-
-    def bits(self, tiles: torch.Tensor, param: int) -> torch.Tensor:
-        """Differentiable estimate of the bits of coding (T, H, W, 3) tiles in [0, 1] at ``param``."""
-
-    def cost(self, tiles: torch.Tensor, param: int) -> torch.Tensor:
-        """What the optimiser minimises as the rate term (the bits, or the bits and the priced coding error)."""
+__all__ = ["Problem", "prepare", "preprocess", "operating_qstep"]
 
 
 def operating_qstep(codec: str, param: int) -> float:
@@ -66,8 +39,6 @@ def operating_qstep(codec: str, param: int) -> float:
     (16 at quality 50), the step that sets the accuracy of flat areas, as QP does for the video codecs.
     """
     if codec == "jpeg":
-        from rrd.rate.jpeg import LUMA_TABLE, quant_table
-
         return float(quant_table(LUMA_TABLE, int(param))[0])
     return 2.0 ** ((param - 4) / 6)
 
@@ -78,8 +49,8 @@ class Problem:
 
     Attributes:
         atlas: the original atlas.
-        used: (T, H, W) bool, texels some triangle covers (margin 0.5): the prior holds them.
-        keep: (T, H, W) bool, texels a bilinear tap of some triangle can read (margin 1.0): the initial
+        used: (T, H, W) bool, texels some triangle covers (``USED_MARGIN``): the prior holds them.
+        keep: (T, H, W) bool, texels a bilinear tap of some triangle can read (``KEEP_MARGIN``): the initial
             padding fills only outside them, so the start renders exactly like the original.
         distortion: the folded distortion model.
     """
@@ -91,7 +62,8 @@ class Problem:
 
 
 def prepare(mesh: TexturedMesh, atlas: Atlas, views: Sequence[View], reference: str = "renders",
-            photos: Sequence[np.ndarray] | None = None, prior: float = 0.05, mode: str = "quadratic",
+            photos: Sequence[np.ndarray] | None = None, prior: float = DEFAULT_SETTINGS.prior,
+            mode: str = "quadratic",
             progress: Callable[[int], None] | None = None) -> Problem:
     """Fold the views and compute the texel masks.
 
@@ -107,8 +79,8 @@ def prepare(mesh: TexturedMesh, atlas: Atlas, views: Sequence[View], reference: 
     T, H, W, C = atlas.tiles.shape
     tiles_of = face_tiles(mesh, atlas)
     uv = mesh.local_uv()
-    used = texel_coverage(uv, tiles_of, T, H, W, 0.5)
-    keep = texel_coverage(uv, tiles_of, T, H, W, 1.0)
+    used = texel_coverage(uv, tiles_of, T, H, W, USED_MARGIN)
+    keep = texel_coverage(uv, tiles_of, T, H, W, KEEP_MARGIN)
     original = torch.from_numpy(np.array(atlas.tiles)).reshape(-1, C)  # a writable copy
     flat_photos = None
     if photos is not None:
@@ -120,9 +92,9 @@ def prepare(mesh: TexturedMesh, atlas: Atlas, views: Sequence[View], reference: 
     return Problem(atlas=atlas, used=used, keep=keep, distortion=dist)
 
 
-def preprocess(problem: Problem, rate: RateModel, param: int, lam: float | None = None,
-               lambda_scale: float = DEFAULT_LAMBDA_SCALE, iterations: int = DEFAULT_ITERATIONS, init: str = "spp",
-               device: str = "cpu", progress: Callable[[int, float, float], None] | None = None,
+def preprocess(problem: Problem, rate: RateModel, param: int, settings: OptimizeSettings = DEFAULT_SETTINGS,
+               lam: float | None = None, device: str = "cpu",
+               progress: Callable[[int, float, float], None] | None = None,
                codec: Codec | None = None) -> OptimizeResult:
     """Optimise the atlas for coding at ``param``.
 
@@ -130,17 +102,16 @@ def preprocess(problem: Problem, rate: RateModel, param: int, lam: float | None 
         problem: from :func:`prepare`.
         rate: the codec's rate model.
         param: the operating point the rate model estimates (JPEG quality or QP).
+        settings: iterations, lambda scale, starting padding (``init``), step rule and the per-codec
+            tuning (:class:`rrd.settings.OptimizeSettings`; ``prior`` acts in :func:`prepare`).
         lam: explicit lambda (bits per 8-bit SSE unit); default
-            ``lambda_for(operating_qstep(...), lambda_scale * rate.lambda_factor)``, times
-            ``rate.coded_lambda_factor`` with ``codec``.
-        lambda_scale: multiplier of the operating-point lambda.
-        iterations: gradient steps.
-        init: padding method that fills the gutters of the starting atlas ("none" starts from black).
+            ``lambda_for(operating_qstep(...), lambda_scale * lambda_factor)``, times ``coded_lambda_factor``
+            with ``codec`` (the factors of ``settings.tuning(rate.codec)``).
         device: "cpu" or "cuda".
         progress: called with (iteration, estimated rate cost (:meth:`RateModel.cost`, bits), distortion).
-        codec: the codec the rate model models; when given it codes the atlas at ``param`` on every
-            iteration and D is measured on the decoded atlas (one encode + decode more per iteration; what
-            it gains depends on the scene, see :mod:`rrd.optimize`). None: D of the atlas itself, as published.
+        codec: the real codec of the rate model's family; when given it codes the atlas at ``param`` on
+            every iteration and D is measured on the decoded atlas (one encode + decode more per
+            iteration, see :mod:`rrd.optimize`). None: D of the atlas itself, as published.
     Returns:
         The :class:`OptimizeResult`, tiles on the CPU.
     """
@@ -152,18 +123,17 @@ def preprocess(problem: Problem, rate: RateModel, param: int, lam: float | None 
         def decode(tiles: torch.Tensor) -> torch.Tensor:
             return torch.from_numpy(code_atlas(codec, tiles.detach().cpu().numpy(), param).decoded)
 
-    start = pad(problem.atlas.tiles, problem.keep, init)
+    tuning = settings.tuning(rate.codec)
+    start = pad(problem.atlas.tiles, problem.keep, settings.init)
     qstep = operating_qstep(rate.codec, param)
     if lam is None:
-        factor = rate.lambda_factor * (rate.coded_lambda_factor if codec is not None else 1.0)
-        lam = lambda_for(qstep, lambda_scale * factor)
-    settings = OptimizeSettings(lam=lam, rate_curvature=rate.curvature * (255.0 / qstep) ** 2,
-                                iterations=iterations)
+        factor = tuning.lambda_factor * (tuning.coded_lambda_factor if codec is not None else 1.0)
+        lam = lambda_for(qstep, settings.lambda_scale * factor)
     dist = problem.distortion
     if device != "cpu" and isinstance(dist, QuadraticDistortion):
         dist = dist.to(device)
-    result = optimize_atlas(torch.from_numpy(start).to(device), lambda t: rate.cost(t, param), dist, settings,
-                            progress, decode)
+    result = optimize_atlas(torch.from_numpy(start).to(device), lambda t: rate.cost(t, param), dist, lam,
+                            tuning.curvature * (255.0 / qstep) ** 2, settings, progress, decode)
     with torch.no_grad():
         # The record's estimate is the bits alone, also where the descent priced the coding error.
         result.bits = float(rate.bits(result.tiles, param))

@@ -24,7 +24,10 @@ import torch
 from rrd.errors import InputError
 from rrd.scene import Camera, TexturedMesh
 
-__all__ = ["Fragments", "rasterize", "available_backends"]
+__all__ = ["BACKENDS", "Fragments", "rasterize", "available_backends"]
+
+BACKENDS = ("auto", "nvdiffrast", "embree", "cpu")
+"""The rasterizer choices: "auto" takes the first of :func:`available_backends`."""
 
 _CHUNK = 1 << 22  # candidate (pixel, face) pairs per chunk: bounds peak memory to a few hundred MB
 
@@ -107,7 +110,7 @@ def rasterize(mesh: TexturedMesh, camera: Camera, backend: str = "auto", near: f
             raise InputError("backend 'nvdiffrast' needs CUDA and the nvdiffrast package "
                              "(pip install 'rrd[gpu]'); use backend 'cpu'")
         return _rasterize_nvdiffrast(mesh, camera, near)
-    raise InputError(f"unknown rasterizer backend {backend!r}; choose one of auto, nvdiffrast, embree, cpu")
+    raise InputError(f"unknown rasterizer backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
 
 
 def _screen(mesh: TexturedMesh, camera: Camera) -> tuple[torch.Tensor, torch.Tensor]:

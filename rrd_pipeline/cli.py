@@ -8,20 +8,47 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated, Callable, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from rrd.errors import InputError
-from rrd.preprocess import DEFAULT_ITERATIONS, DEFAULT_LAMBDA_SCALE
+from rrd.settings import DEFAULT_SETTINGS
+from rrd_pipeline.choices import (BackendChoice, CodecChoice, DeviceChoice, FilterChoice, PaddingChoice,
+                                  ReferenceChoice, ViewSetChoice)
+from rrd.viewpoints import ORBIT_SIZE
+from rrd_pipeline.methods import METHODS
 from rrd_pipeline.sources import SceneSource, load_scene
-from rrd_pipeline.stages import call_stage
-from rrd_pipeline.stages import encode as _encode, evaluate as _evaluate, pad as _pad  # noqa: F401  (registration)
+from rrd_pipeline.stages import call_stage, stage_params
+from rrd_pipeline.stages.evaluate import DEFAULT_METHODS
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+class _OneLineUsageErrors(TyperGroup):
+    """The command group, with a usage mistake (an unknown choice, a missing option) reported as one line
+    ``error: <what is wrong> (see rrd <command> --help)`` and exit code 2, like every other user error."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as exc:  # typer's own click: usage errors (exit code 2) and the like
+            code = getattr(exc, "exit_code", 1)
+            ctx = getattr(exc, "ctx", None)
+            if code == 2 and ctx is not None and "Help" not in type(exc).__name__:
+                message = exc.format_message().replace("Value error, ", "")  # pydantic's prefix on a bad choice
+                typer.echo(f"error: {message} (see {ctx.command_path} --help)", err=True)
+            else:
+                exc.show()
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(cls=_OneLineUsageErrors, add_completion=False, no_args_is_help=True,
+                  pretty_exceptions_enable=False,
                   help="Rate-rendering distortion optimised preprocessing of texture atlases "
                        "(COLMAP, Meshroom, OpenMVS).")
 
@@ -32,6 +59,12 @@ ImagesOpt = Annotated[Optional[Path], typer.Option("--images", help="Photo folde
 ScaleOpt = Annotated[float, typer.Option("--scale", help="Resize photos and cameras by this factor in (0, 1].")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the embedded demo scene (used without --colmap/--sfm).")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
+CodecOpt = Annotated[CodecChoice, typer.Option(help="Codec that will store the atlas.")]
+BackendOpt = Annotated[BackendChoice, typer.Option(help="Rasterizer (auto: the first available).")]
+FilterOpt = Annotated[FilterChoice, typer.Option(help="Texture filter.")]
+ReferenceOpt = Annotated[ReferenceChoice, typer.Option(help="Distortion reference: renders (of the original atlas) or the photos.")]
+IterationsOpt = Annotated[int, typer.Option(help="Gradient steps of the optimiser per operating point (>= 1).")]
+LambdaScaleOpt = Annotated[float, typer.Option(help="Multiplier of the operating-point lambda (> 0).")]
 CodedOpt = Annotated[bool, typer.Option("--coded-distortion/--no-coded-distortion",
                                         help="Judge each step by the distortion of the atlas as the codec decodes it (the "
                                              "codec runs every iteration; see rrd.optimize) instead of the atlas's own.")]
@@ -71,11 +104,12 @@ def _source(colmap, sfm, mesh, images, scale, seed) -> SceneSource:
 @user_errors
 def render(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: MeshOpt = None,
            images: ImagesOpt = None, scale: ScaleOpt = 1.0, seed: SeedOpt = 0,
-           filter: Annotated[str, typer.Option(help="Texture filter: bilinear or trilinear.")] = "bilinear",
-           backend: Annotated[str, typer.Option(help="Rasterizer: auto, nvdiffrast, embree or cpu.")] = "auto") -> None:
+           filter: FilterOpt = "bilinear", backend: BackendOpt = "auto") -> None:
     """Render every source view with the original atlas; write renders, side-by-sides and a PSNR table."""
+    params = dict(filter=filter, backend=backend)
+    stage_params("render", **params)
     scene = load_scene(_source(colmap, sfm, mesh, images, scale, seed))
-    result = call_stage("render", out, {"scene": scene}, filter=filter, backend=backend)
+    result = call_stage("render", out, {"scene": scene}, **params)
     typer.echo((out / "psnr.md").read_text())
     typer.echo(f"wrote {result['report']}")
 
@@ -84,21 +118,22 @@ def render(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: Mesh
 @user_errors
 def optimize(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: MeshOpt = None,
              images: ImagesOpt = None, scale: ScaleOpt = 1.0, seed: SeedOpt = 0,
-             codec: Annotated[str, typer.Option(help="Codec that will store the atlas: jpeg, hevc or vvc.")] = "jpeg",
+             codec: CodecOpt = "jpeg",
              param: Annotated[Optional[int], typer.Option(help="Operating point: JPEG quality or QP (default: middle of the standard sweep).")] = None,
              lam: Annotated[Optional[float], typer.Option("--lambda", help="Explicit lambda, bits per 8-bit SSE unit (default: tied to --param).")] = None,
-             lambda_scale: Annotated[float, typer.Option(help="Multiplier of the operating-point lambda.")] = DEFAULT_LAMBDA_SCALE,
-             iterations: Annotated[int, typer.Option(help="Gradient steps.")] = DEFAULT_ITERATIONS,
-             reference: Annotated[str, typer.Option(help="Distortion reference: renders (of the original atlas) or photos.")] = "renders",
-             init: Annotated[str, typer.Option(help="Padding that fills the starting gutters (spp, pushpull, hbf, none, ...).")] = "spp",
-             device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-             backend: Annotated[str, typer.Option(help="Rasterizer: auto, nvdiffrast, embree or cpu.")] = "auto",
+             lambda_scale: LambdaScaleOpt = DEFAULT_SETTINGS.lambda_scale,
+             iterations: IterationsOpt = DEFAULT_SETTINGS.iterations,
+             reference: ReferenceOpt = "renders",
+             init: Annotated[PaddingChoice, typer.Option(help="Padding that fills the starting gutters.")] = DEFAULT_SETTINGS.init,
+             device: Annotated[DeviceChoice, typer.Option(help="Where the optimiser runs (auto: CUDA when available).")] = "auto",
+             backend: BackendOpt = "auto",
              coded_distortion: CodedOpt = False) -> None:
     """Optimise the atlas for a codec; write the optimised tiles (same names, lossless) beside a copy of the mesh."""
+    params = dict(codec=codec, param=param, lam=lam, lambda_scale=lambda_scale, iterations=iterations,
+                  reference=reference, init=init, device=device, backend=backend, coded_distortion=coded_distortion)
+    stage_params("optimize", **params)  # every value checked before the scene is loaded
     scene = load_scene(_source(colmap, sfm, mesh, images, scale, seed))
-    result = call_stage("optimize", out, {"scene": scene}, codec=codec, param=param, lam=lam,
-                        lambda_scale=lambda_scale, iterations=iterations, reference=reference, init=init,
-                        device=device, backend=backend, coded_distortion=coded_distortion)
+    result = call_stage("optimize", out, {"scene": scene}, **params)
     summary = result["summary"]
     typer.echo(f"estimated {summary['est_kB']} kB ({summary['est_saving_%']}% below the padded start); "
                f"wrote {result['mesh']} and {result['record']}")
@@ -107,18 +142,19 @@ def optimize(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: Me
 @app.command()
 @user_errors
 def demo(out: OutOpt = Path("demo_out"), seed: SeedOpt = 0,
-         codec: Annotated[str, typer.Option(help="Codec: jpeg, hevc or vvc.")] = "jpeg",
+         codec: CodecOpt = "jpeg",
          points: Annotated[Optional[str], typer.Option(help="Comma-separated operating points.")] = "30,50,70,90",
-         iterations: Annotated[int, typer.Option(help="Gradient steps of the optimiser.")] = DEFAULT_ITERATIONS) -> None:
+         iterations: IterationsOpt = DEFAULT_SETTINGS.iterations) -> None:
     """The main job on the embedded demo scene: render it, then code its atlas as delivered, padded (SPP,
     HBF) and R-RD optimised, against the photos; write the BD-rate report."""
+    point_values = _int_csv("--points", points)
+    params = dict(codec=codec, methods=("none", "spp", "hbf", "rrd"), reference="photos", iterations=iterations,
+                  points=None if point_values is None else tuple(point_values))
+    stage_params("evaluate", **params)
     scene = load_scene(SceneSource(seed=seed))
     call_stage("render", out / "render", {"scene": scene})
     typer.echo((out / "render" / "psnr.md").read_text())
-    point_values = _int_csv("--points", points)
-    call_stage("evaluate", out / "evaluate", {"scene": scene}, codec=codec, methods=("none", "spp", "hbf", "rrd"),
-               points=None if point_values is None else tuple(point_values), reference="photos",
-               iterations=iterations)
+    call_stage("evaluate", out / "evaluate", {"scene": scene}, **params)
     typer.echo((out / "evaluate" / "report.md").read_text())
     typer.echo(f"demo results in {out}")
 
@@ -153,30 +189,30 @@ def _int_csv(option: str, text: str | None) -> list[int] | None:
 def evaluate(out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out/evaluate"),
              colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: MeshOpt = None, images: ImagesOpt = None,
              scale: ScaleOpt = 1.0, seed: SeedOpt = 0,
-             codec: Annotated[str, typer.Option(help="Codec: jpeg, hevc or vvc.")] = "jpeg",
-             methods: Annotated[str, typer.Option(help="Comma-separated methods (padding baselines: none, dilate, pushpull, spp, vdmc, hbf, sparse, extend).")] = ",".join(_evaluate.DEFAULT_METHODS),
+             codec: CodecOpt = "jpeg",
+             methods: Annotated[str, typer.Option(help=f"Comma-separated methods, of: {', '.join(METHODS)} (the padding baselines, then the optimiser).")] = ",".join(DEFAULT_METHODS),
              points: Annotated[Optional[str], typer.Option(help="Comma-separated operating points (JPEG quality or QP); default the codec's.")] = None,
-             reference: Annotated[str, typer.Option(help="renders (of the original atlas) or photos.")] = "renders",
-             filter: Annotated[str, typer.Option(help="Texture filter: bilinear or trilinear.")] = "bilinear",
-             views: Annotated[str, typer.Option(help="source, orbit (16 cameras on a Fibonacci sphere) or both.")] = "source",
+             reference: ReferenceOpt = "renders",
+             filter: FilterOpt = "bilinear",
+             views: Annotated[ViewSetChoice, typer.Option(help="source, orbit (16 cameras on a Fibonacci sphere) or both.")] = "source",
              anchor: Annotated[Optional[str], typer.Option(help="BD-rate anchor method; default the best baseline.")] = None,
-             orbit_size: Annotated[int, typer.Option(help="Orbit image side in pixels.")] = 1024,
+             orbit_size: Annotated[int, typer.Option(help="Orbit image side in pixels.")] = ORBIT_SIZE,
              save_decoded: Annotated[bool, typer.Option(help="Write every decoded atlas (default: the lowest point's).")] = False,
-             backend: Annotated[str, typer.Option(help="Rasterizer: auto, nvdiffrast, embree or cpu.")] = "auto",
+             backend: BackendOpt = "auto",
              holdout: Annotated[Optional[str], typer.Option(help="Comma-separated source view indices to evaluate on, hidden from the rrd methods (leave-one-out).")] = None,
-             iterations: Annotated[int, typer.Option(help="Gradient steps of the rrd methods.")] = DEFAULT_ITERATIONS,
-             lambda_scale: Annotated[float, typer.Option(help="Multiplier of the rrd methods' operating-point lambda.")] = DEFAULT_LAMBDA_SCALE,
+             iterations: IterationsOpt = DEFAULT_SETTINGS.iterations,
+             lambda_scale: LambdaScaleOpt = DEFAULT_SETTINGS.lambda_scale,
              coded_distortion: CodedOpt = False) -> None:
     """Sweep a codec's operating points for several methods; write report.json, report.md, rd.png."""
-    method_names, point_values = _csv("--methods", methods), _int_csv("--points", points)
-    _evaluate.check_request(codec, method_names, point_values, anchor)
+    point_values = _int_csv("--points", points)
+    params = dict(codec=codec, methods=tuple(_csv("--methods", methods)),
+                  points=None if point_values is None else tuple(point_values), reference=reference,
+                  filter=filter, views=views, anchor=anchor, orbit_size=orbit_size, save_decoded=save_decoded,
+                  backend=backend, iterations=iterations, lambda_scale=lambda_scale,
+                  holdout=tuple(_int_csv("--holdout", holdout) or ()), coded_distortion=coded_distortion)
+    stage_params("evaluate", **params)  # every value checked before the scene is loaded
     scene = load_scene(_source(colmap, sfm, mesh, images, scale, seed))
-    result = call_stage("evaluate", out, {"scene": scene}, codec=codec, methods=tuple(method_names),
-                        points=None if point_values is None else tuple(point_values), reference=reference,
-                        filter=filter, views=views, anchor=anchor, orbit_size=orbit_size,
-                        save_decoded=save_decoded, backend=backend, iterations=iterations,
-                        lambda_scale=lambda_scale, holdout=tuple(_int_csv("--holdout", holdout) or ()),
-                        coded_distortion=coded_distortion)
+    result = call_stage("evaluate", out, {"scene": scene}, **params)
     typer.echo((out / "report.md").read_text())
     typer.echo(f"wrote {result['report']}")
 
@@ -185,11 +221,8 @@ def evaluate(out: Annotated[Path, typer.Option("--out", "-o", help="Output folde
 @user_errors
 def pad(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: MeshOpt = None, images: ImagesOpt = None,
         scale: ScaleOpt = 1.0, seed: SeedOpt = 0,
-        method: Annotated[str, typer.Option(help="Padding method: none, dilate, pushpull, spp, vdmc, hbf, sparse or extend.")] = "spp") -> None:
+        method: Annotated[PaddingChoice, typer.Option(help="Padding method.")] = "spp") -> None:
     """Pad the atlas gutters (texels a render reads kept bit for bit); write the tiles and mesh.obj."""
-    from rrd_pipeline.methods import check_padding
-
-    check_padding(method)
     scene = load_scene(_source(colmap, sfm, mesh, images, scale, seed))
     result = call_stage("pad", out, {"scene": scene}, method=method)
     typer.echo(f"wrote {result['mesh']} and {len(scene.atlas.udims)} padded tile(s) beside it")

@@ -1,20 +1,21 @@
 """The methods the evaluation harness compares: which atlas each codes at each operating point.
 
-A method is registered by name with a factory that receives the :class:`EvaluationContext` (built
-once per scene by :func:`build_context`) and returns a :class:`Method`; ``Method.atlas_for(param)``
-gives the atlas to code at that operating point of ``ctx.codec``::
+A method is registered by name in :data:`METHODS` with a factory that receives the
+:class:`EvaluationContext` (built once per scene by :func:`build_context`) and returns a :class:`Method`;
+``Method.atlas_for(param)`` gives the atlas to code at that operating point of ``ctx.codec``. The
+registrations are at the end of this module:
 
-    @register_method("mine")
-    def _mine(ctx: EvaluationContext) -> Method:
-        return MyMethod(ctx)
-
-Every padding method of :data:`rrd.padding.PADDING_METHODS` ("none", "dilate", "pushpull", "spp",
-"hbf", ...) is registered under its own name as a baseline (``is_baseline = True``): it pads the
-original atlas with occupancy ``keep`` (the UV triangles grown by one texel,
-``texel_coverage(margin=1.0)``: padding must never change a texel that a render reads,
-REFERENCE.md section 6) and returns the same atlas at every operating point, padded once and kept in
-``ctx.cache``. The ``pad`` stage pads through the same :func:`padded_atlas`. The baselines are the
-methods that compete for the default BD-rate anchor (:func:`rrd.evaluate.default_anchor`).
+- every padding method of :data:`rrd.padding.PADDING_METHODS` ("none", "dilate", "pushpull", "spp",
+"hbf", ...) under its own name, as a baseline (``is_baseline = True``): it pads the
+  original atlas with occupancy ``keep`` (the UV triangles grown by one texel,
+  ``texel_coverage(margin=KEEP_MARGIN)``: padding must never change a texel that a render reads,
+  REFERENCE.md section 6) and returns the same atlas at every operating point, padded once and kept in
+  ``ctx.cache``. The ``pad`` stage pads through the same :func:`padded_atlas`. The baselines are the
+  methods that compete for the default BD-rate anchor (:func:`rrd.evaluate.default_anchor`);
+- ``rrd``, the R-RD optimiser with lambda tied to each operating point, and ``rrd-fixed``, the published
+  mode (one lambda, the middle point's, one atlas coded at every point). Both fold the source views the
+  evaluation uses, except the held-out ones (``holdout``: leave-one-out evaluates on a view the optimiser
+  never saw), against the evaluation's own reference ("renders" or "photos"), with ``ctx.rrd``'s settings.
 """
 
 from __future__ import annotations
@@ -26,23 +27,36 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from rrd.codecs import Codec
+from rrd.codec import Codec
 from rrd.errors import InputError
 from rrd.evaluate import Evaluator, build_evaluator, check_evaluation
-from rrd.occupancy import texel_coverage
+from rrd.occupancy import KEEP_MARGIN, USED_MARGIN, texel_coverage
 from rrd.padding import PADDING_METHODS, pad
+from rrd.preprocess import Problem, prepare, preprocess
+from rrd.rate import get_rate_model
+from rrd.registry import Registry
 from rrd.render import View, face_tiles, rasterize_views
 from rrd.scene import Scene
+from rrd.settings import DEFAULT_SETTINGS, OptimizeSettings
 from rrd.viewpoints import ORBIT_COUNT, ORBIT_SIZE
 
-__all__ = ["EvaluationContext", "Method", "MethodFactory", "METHODS", "register_method", "check_methods",
-           "make_method", "occupancy", "check_padding", "padded_atlas", "PaddingBaseline", "build_context",
-           "USED_MARGIN", "KEEP_MARGIN"]
+__all__ = ["EvaluationContext", "Method", "MethodFactory", "METHODS", "check_methods", "make_method", "occupancy",
+           "padded_atlas", "PaddingBaseline", "RRDOptions", "RRDMethod", "build_context"]
 
-USED_MARGIN = 0.5
-"""Texels a UV triangle overlaps: the "used" texels of the seam-exclusion rule."""
-KEEP_MARGIN = 1.0
-"""Texels a bilinear tap at a point of a triangle can read: what padding must keep."""
+
+@dataclass(frozen=True)
+class RRDOptions:
+    """How the ``rrd`` methods run: the optimiser's ``settings`` (:class:`rrd.settings.OptimizeSettings`),
+    the ``device`` ("cpu" or "cuda") and ``coded_distortion`` (the evaluated codec in the loop: steps judged
+    by D of the decoded atlas)."""
+
+    settings: OptimizeSettings = DEFAULT_SETTINGS
+    device: str = "cpu"
+    coded_distortion: bool = False
+
+    def summary(self) -> dict[str, object]:
+        """What the report records of these options."""
+        return {**self.settings.summary(), "device": self.device, "coded_distortion": self.coded_distortion}
 
 
 @dataclass(eq=False)
@@ -65,7 +79,7 @@ class EvaluationContext:
             not use them, and the evaluation uses only them (leave-one-out: one index).
         cache: atlases that do not depend on the codec or the operating point (e.g. padded ones),
             by key; contexts made from this one with ``dataclasses.replace`` (another codec) share it.
-        options: settings of non-baseline methods by method name (e.g. ``{"rrd": {"iterations": 50}}``).
+        rrd: how the ``rrd`` and ``rrd-fixed`` methods run.
     """
 
     scene: Scene
@@ -79,8 +93,8 @@ class EvaluationContext:
     evaluator: Evaluator
     leave_out: tuple[int, ...] = ()
     holdout: tuple[int, ...] = ()
-    cache: dict[str, np.ndarray] = field(default_factory=dict)
-    options: dict[str, dict] = field(default_factory=dict)
+    cache: dict[str, object] = field(default_factory=dict)
+    rrd: RRDOptions = RRDOptions()
 
 
 class Method(abc.ABC):
@@ -102,17 +116,8 @@ class Method(abc.ABC):
 
 
 MethodFactory = Callable[[EvaluationContext], Method]
-METHODS: dict[str, MethodFactory] = {}
-
-
-def register_method(name: str) -> Callable[[MethodFactory], MethodFactory]:
-    """Decorator: register a method factory ``(ctx) -> Method`` in :data:`METHODS` under ``name``."""
-    def add(factory: MethodFactory) -> MethodFactory:
-        if name in METHODS:
-            raise ValueError(f"method {name!r} is already registered")
-        METHODS[name] = factory
-        return factory
-    return add
+METHODS: Registry[MethodFactory] = Registry("method")
+"""Method name -> factory; filled at the end of this module."""
 
 
 def check_methods(names: Iterable[str]) -> list[str]:
@@ -122,8 +127,7 @@ def check_methods(names: Iterable[str]) -> list[str]:
         raise InputError(f"methods {list(names)!r}: give one or more method names, comma-separated; "
                          f"valid: {', '.join(METHODS)}")
     for name in checked:
-        if name not in METHODS:
-            raise InputError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}")
+        METHODS.lookup(name)
     duplicates = sorted({n for n in checked if checked.count(n) > 1})
     if duplicates:
         raise InputError(f"method {duplicates[0]!r} is listed more than once")
@@ -132,7 +136,7 @@ def check_methods(names: Iterable[str]) -> list[str]:
 
 def make_method(name: str, ctx: EvaluationContext) -> Method:
     """Build the registered method ``name`` for ``ctx``."""
-    return METHODS[check_methods([name])[0]](ctx)
+    return METHODS.lookup(name)(ctx)
 
 
 def occupancy(scene: Scene, margin: float) -> np.ndarray:
@@ -140,13 +144,6 @@ def occupancy(scene: Scene, margin: float) -> np.ndarray:
     (:func:`rrd.occupancy.texel_coverage`; 0.5 = used, 1.0 = what padding keeps)."""
     T, H, W = scene.atlas.tiles.shape[:3]
     return texel_coverage(scene.mesh.local_uv(), face_tiles(scene.mesh, scene.atlas), T, H, W, margin)
-
-
-def check_padding(method: str) -> str:
-    """``method`` if it is a padding method, else InputError listing them."""
-    if method not in PADDING_METHODS:
-        raise InputError(f"unknown padding method {method!r}; choose one of: {', '.join(sorted(PADDING_METHODS))}")
-    return method
 
 
 def padded_atlas(scene: Scene, method: str, keep: np.ndarray | None = None) -> np.ndarray:
@@ -159,7 +156,7 @@ def padded_atlas(scene: Scene, method: str, keep: np.ndarray | None = None) -> n
     Returns:
         (T, H, W, 3) float32; texels in ``keep`` equal the original bit for bit.
     """
-    check_padding(method)
+    PADDING_METHODS.lookup(method)
     if keep is None:
         keep = occupancy(scene, KEEP_MARGIN)
     return pad(scene.atlas.tiles, keep, method)
@@ -179,17 +176,6 @@ class PaddingBaseline(Method):
         if key not in self.ctx.cache:
             self.ctx.cache[key] = padded_atlas(self.ctx.scene, self.padding, self.ctx.keep)
         return self.ctx.cache[key]
-
-
-def _padding_factory(padding: str) -> MethodFactory:
-    def factory(ctx: EvaluationContext) -> Method:
-        return PaddingBaseline(ctx, padding)
-    factory.__doc__ = f"The {padding!r} padding baseline."
-    return factory
-
-
-for _padding in PADDING_METHODS:
-    register_method(_padding)(_padding_factory(_padding))
 
 
 def build_context(scene: Scene, codec: Codec, reference: str = "renders", filter: str = "bilinear",
@@ -217,3 +203,49 @@ def build_context(scene: Scene, codec: Codec, reference: str = "renders", filter
     original = torch.from_numpy(scene.atlas.tiles).reshape(-1, 3)
     return EvaluationContext(scene, codec, reference, filter, source_views, used, keep, original, evaluator,
                              tuple(leave_out), tuple(holdout))
+
+
+class RRDMethod(Method):
+    """R-RD preprocessing as a method under evaluation.
+
+    Args:
+        ctx: the evaluation context (``ctx.rrd`` says how the optimiser runs).
+        fixed: one lambda for all points (the middle point's), one atlas; else per-point lambda and atlas.
+    """
+
+    def __init__(self, ctx: EvaluationContext, fixed: bool) -> None:
+        self.ctx, self.fixed, self.options = ctx, fixed, ctx.rrd
+        options = {"subsampling": ctx.codec.options["subsampling"]} if ctx.codec.name == "jpeg" else {}
+        self.rate = get_rate_model(ctx.codec.name, **options)
+
+    @property
+    def settings(self) -> dict[str, object]:
+        return self.options.summary()
+
+    def _problem(self) -> Problem:
+        excluded = set(self.ctx.holdout or self.ctx.leave_out)
+        prior = self.options.settings.prior
+        key = f"rrd:problem:{self.ctx.reference}:{sorted(excluded)}:{prior}"
+        if key not in self.ctx.cache:
+            keep = [i for i in range(len(self.ctx.views)) if i not in excluded]
+            photos = None if self.ctx.scene.photos is None else [self.ctx.scene.photos[i] for i in keep]
+            self.ctx.cache[key] = prepare(self.ctx.scene.mesh, self.ctx.scene.atlas, [self.ctx.views[i] for i in keep],
+                                          self.ctx.reference, photos, prior=prior)
+        return self.ctx.cache[key]
+
+    def atlas_for(self, param: int) -> np.ndarray:
+        target = self.ctx.codec.spec.middle_point if self.fixed else param
+        key = f"rrd:{self.ctx.codec!r}:{target}:{self.options}"
+        if key not in self.ctx.cache:
+            o = self.options
+            result = preprocess(self._problem(), self.rate, target, o.settings, device=o.device,
+                                codec=self.ctx.codec if o.coded_distortion else None)
+            self.ctx.cache[key] = result.tiles.numpy()
+        return self.ctx.cache[key]
+
+
+# Registration: the padding baselines, in the padding registry's order, then the optimiser.
+for _padding in PADDING_METHODS:
+    METHODS.add(_padding, lambda ctx, padding=_padding: PaddingBaseline(ctx, padding))
+METHODS.add("rrd", lambda ctx: RRDMethod(ctx, fixed=False))
+METHODS.add("rrd-fixed", lambda ctx: RRDMethod(ctx, fixed=True))

@@ -2,17 +2,23 @@
 
 A stage is a plain function registered under a name with :func:`stage`. It declares its inputs,
 outputs and parameters, and :mod:`rrd_pipeline.graph` checks a pipeline against these declarations
-before anything runs::
+before anything runs:
 
-    @dataclass(frozen=True)
-    class PadParams:
-        method: Literal["spp", "mip"] = "spp"   # padding method
-        rings: int = 4                          # padding width in texels
-
-    @stage("pad", params=PadParams, inputs={"scene": "scene"}, outputs={"atlas": "atlas"}, version="1")
-    def pad(ctx: StageContext, params: PadParams, scene: Scene) -> dict[str, Any]:
-        ...
-        return {"atlas": padded}
+>>> @dataclass(frozen=True)
+... class BrightenParams:
+...     gain: float = 1.5                        # factor on every texel
+...     clip: Literal["yes", "no"] = "yes"       # clip to [0, 1]
+>>> @stage("brighten", params=BrightenParams, inputs={"scene": "scene"}, outputs={"scene": "scene"})
+... def brighten(ctx: StageContext, params: BrightenParams, scene):
+...     return {"scene": scene}
+>>> spec = STAGES["brighten"]
+>>> spec.inputs, spec.outputs, spec.param_types["gain"]
+({'scene': 'scene'}, {'scene': 'scene'}, <class 'float'>)
+>>> coerce_param(spec, "clip", "maybe", Path("."))
+Traceback (most recent call last):
+...
+rrd.errors.InputError: parameter 'clip': invalid choice 'maybe' (valid: yes, no)
+>>> del STAGES["brighten"]
 
 The function is called as ``func(ctx, params, **inputs)`` and returns a dict with exactly the
 declared output names. ``inputs`` and ``outputs`` map a name to a *kind* label ("scene", "atlas",
@@ -39,6 +45,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from rrd.errors import InputError
+from rrd.registry import Registry
 
 __all__ = ["STAGES", "StageContext", "StageSpec", "stage", "coerce_param", "make_params"]
 
@@ -99,7 +106,7 @@ class StageSpec:
         return (inspect.getdoc(self.func) or "").partition("\n")[0]
 
 
-STAGES: dict[str, StageSpec] = {}
+STAGES: Registry[StageSpec] = Registry("stage")
 
 
 def stage(name: str, *, params: type | None = None, inputs: Mapping[str, str] | None = None,
@@ -113,8 +120,6 @@ def stage(name: str, *, params: type | None = None, inputs: Mapping[str, str] | 
     """
     params = _NoParams if params is None else params
     inputs, outputs = dict(inputs or {}), dict(outputs or {})
-    if name in STAGES:
-        raise ValueError(f"stage {name!r} is already registered")
     for label in (name, *inputs, *outputs):
         if not _NAME.match(label):
             raise ValueError(f"stage {name!r}: {label!r} is not an identifier")
@@ -131,7 +136,7 @@ def stage(name: str, *, params: type | None = None, inputs: Mapping[str, str] | 
         except TypeError:
             raise TypeError(f"stage {name!r}: {func.__qualname__} cannot be called as "
                             f"func(ctx, params, {', '.join(f'{i}=...' for i in inputs)})") from None
-        STAGES[name] = StageSpec(name, func, params, inputs, outputs, version, param_types)
+        STAGES.add(name, StageSpec(name, func, params, inputs, outputs, version, param_types))
         return func
 
     return register

@@ -1,4 +1,4 @@
-"""Tests of rrd.codecs: the real JPEG (Pillow), HEVC (libx265) and VVC (libvvenc) paths."""
+"""Tests of rrd_pipeline.codecs (and rrd.codec, rrd.color's video path): the real JPEG (Pillow), HEVC (libx265) and VVC (libvvenc) paths."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rrd.codecs import (CODECS, Codec, Coded, _require_ffmpeg, _run_ffmpeg, from_limited_range,
-                        get_codec, rgb_to_yuv420, to_limited_range, yuv420_to_rgb)
-from rrd.color import rgb_to_ycbcr
+from rrd.codec import Codec, Coded
+from rrd.color import from_limited_range, rgb_to_ycbcr, rgb_to_yuv420, to_limited_range, yuv420_to_rgb
+from rrd_pipeline.codecs import CODECS, get_codec
+from rrd_pipeline.codecs.ffmpeg import _require_ffmpeg, _run_ffmpeg
 from rrd.errors import InputError
 from rrd.metrics import psnr
 
@@ -202,7 +203,7 @@ def test_limited_range_levels() -> None:
 
 
 @pytest.mark.parametrize(("name", "options", "names_in_message"), [
-    ("webp", {}, ["'hevc'", "'jpeg'", "'vvc'"]),
+    ("webp", {}, ["'webp'", "jpeg, hevc, vvc"]),
     ("jpeg", {"quality": 50}, ["quality", "subsampling"]),
     ("hevc", {"preset": "fast"}, ["preset", "bit_depth"]),
     ("jpeg", {"subsampling": "4:1:1"}, ["4:1:1", "4:2:0", "4:4:4"]),

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from rrd.codecs import get_codec
 from rrd.errors import InputError
-from rrd.evaluate import (bd_summary, bd_table, build_evaluator, code_atlas, default_anchor, masked_psnrs,
+from rrd.codec import code_atlas
+from rrd_pipeline.codecs import get_codec
+from rrd.evaluate import (bd_summary, bd_table, build_evaluator, default_anchor, masked_psnrs,
                           used_texel_vector)
 from rrd.metrics import psnr, psnr_yuv
 from rrd.occupancy import texel_coverage

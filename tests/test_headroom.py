@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from rrd.headroom import (PLANE_GAINS, anchor_curve, basis_weights, bd_rate_of, block_coefficients, jpeg_theta,
+from research.headroom import (PLANE_GAINS, anchor_curve, basis_weights, bd_rate_of, block_coefficients, jpeg_theta,
                           preprocessed_curve, qp_theta, weighted_curve)
 from rrd.quadratic import QuadraticAccumulator
 from rrd.rate.transform import dct_matrix

@@ -26,9 +26,9 @@ import torch
 import typer.main
 
 from conftest import shared_path
-from rrd.codecs import CODECS
+from rrd_pipeline.codecs import CODECS
 from rrd.padding import PADDING_METHODS
-from rrd.preprocess import DEFAULT_ITERATIONS
+from rrd.settings import DEFAULT_SETTINGS
 from rrd.rasterize import rasterize
 from rrd.render import make_view, render, texel_vector, view_taps
 from rrd_pipeline.cli import app
@@ -202,7 +202,7 @@ def test_meshroom_discovers_the_node_and_builds_its_command_line(tmp_path, varia
     cache = report["cacheFolder"]
     assert head == ["rrd", "--log-level", "info", "optimize"]
     assert flags == {"--sfm": INPUTS["input"], "--mesh": INPUTS["inputMesh"], "--images": INPUTS["imagesFolder"],
-                     "--out": cache, "--lambda-scale": "2.0", "--codec": "jpeg", "--iterations": str(DEFAULT_ITERATIONS),
+                     "--out": cache, "--lambda-scale": "2.0", "--codec": "jpeg", "--iterations": str(DEFAULT_SETTINGS.iterations),
                      "--reference": "renders", "--init": "spp", "--scale": "0.5", "--device": "auto",
                      "--backend": "auto"}
     assert Path(cache).parent.parent == tmp_path / "MeshroomCache"

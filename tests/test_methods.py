@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rrd.codecs import get_codec
 from rrd.errors import InputError
 from rrd.padding import PADDING_METHODS
-from rrd_pipeline.methods import METHODS, Method, build_context, check_methods, make_method, occupancy, register_method
+from rrd_pipeline.codecs import get_codec
+from rrd_pipeline.methods import METHODS, Method, build_context, check_methods, make_method, occupancy
 from rrd_pipeline.report import write_report
 from rrd_pipeline.stages import call_stage, encode, pad  # noqa: F401  (registration of the stages)
 from rrd_pipeline.stages.evaluate import run_evaluation
@@ -34,7 +34,7 @@ class _Gray(Method):
 
 @pytest.fixture()
 def gray_method():
-    register_method("gray")(_Gray)
+    METHODS.add("gray", _Gray)
     yield "gray"
     del METHODS["gray"]
 
@@ -46,7 +46,7 @@ def test_every_padding_method_is_a_registered_baseline(ctx):
 
 
 def test_unknown_or_repeated_method_names_are_refused():
-    with pytest.raises(InputError, match=r"unknown method 'sppp'; valid methods: .*spp.*hbf"):
+    with pytest.raises(InputError, match=r"unknown method 'sppp'; choose one of: .*spp.*hbf"):
         check_methods(["none", "sppp"])
     with pytest.raises(InputError, match="more than once"):
         check_methods(["spp", "spp"])
@@ -93,7 +93,7 @@ def test_pad_stage_keeps_occupied_texels_bit_exact(small_demo, tmp_path):
 
 
 def test_pad_stage_refuses_an_unknown_method(small_demo, tmp_path):
-    with pytest.raises(InputError, match="unknown padding method 'blur'; choose one of: .*spp"):
+    with pytest.raises(InputError, match="parameter 'method': invalid choice 'blur' \\(valid: .*spp"):
         call_stage("pad", tmp_path, {"scene": small_demo}, method="blur")
 
 

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from rrd.codecs import get_codec
 from rrd.metrics import bd_rate, psnr
-from rrd.optimize import OptimizeSettings, lambda_for, optimize_atlas
+from rrd.optimize import lambda_for, optimize_atlas
 from rrd.padding import pad
-from rrd.preprocess import DEFAULT_LAMBDA_SCALE, operating_qstep, prepare, preprocess
+from rrd.preprocess import operating_qstep, prepare, preprocess
 from rrd.rate import get_rate_model
 from rrd.render import rasterize_views, render, texel_vector, view_taps
+from rrd.settings import DEFAULT_SETTINGS
+from rrd_pipeline.codecs import get_codec
 
 
 @pytest.fixture(scope="module")
@@ -30,21 +31,22 @@ def test_lambda_follows_the_quantiser_step():
 def test_descent_is_deterministic_and_lowers_the_objective(demo_problem):
     scene, _, problem = demo_problem
     rate = get_rate_model("jpeg")
-    runs = [preprocess(problem, rate, 50, iterations=8) for _ in range(2)]
+    runs = [preprocess(problem, rate, 50, DEFAULT_SETTINGS.replace(iterations=8)) for _ in range(2)]
     assert torch.equal(runs[0].tiles, runs[1].tiles)
     objective = [h[2] for h in runs[0].history]
     assert min(objective) < objective[0]
     assert runs[0].tiles.min() >= 0 and runs[0].tiles.max() <= 1
     # The default lambda: the operating point's, times the model's factor and the default scale.
-    expected = lambda_for(operating_qstep("jpeg", 50), DEFAULT_LAMBDA_SCALE * rate.lambda_factor)
+    factor = DEFAULT_SETTINGS.lambda_scale * DEFAULT_SETTINGS.tuning("jpeg").lambda_factor
+    expected = lambda_for(operating_qstep("jpeg", 50), factor)
     assert runs[0].lam == pytest.approx(expected)
 
 
 def test_larger_lambda_keeps_more_quality(demo_problem):
     _, _, problem = demo_problem
     rate = get_rate_model("jpeg")
-    low = preprocess(problem, rate, 50, lambda_scale=0.1, iterations=10)
-    high = preprocess(problem, rate, 50, lambda_scale=10.0, iterations=10)
+    low = preprocess(problem, rate, 50, DEFAULT_SETTINGS.replace(iterations=10, lambda_scale=0.1))
+    high = preprocess(problem, rate, 50, DEFAULT_SETTINGS.replace(iterations=10, lambda_scale=10.0))
     assert low.bits < high.bits and low.distortion > high.distortion
 
 
@@ -63,8 +65,8 @@ def test_quadratic_objective_converges_to_its_minimum():
     # rate = k |T - 0.5|^2: the optimum is (lam a t + k / 2) / (lam a + k) per texel.
     k, lam = 3.0, 2.0
     result = optimize_atlas(torch.full((1, 5, 10, 3), 0.5, dtype=torch.float64),
-                            lambda t: k * ((t - 0.5) ** 2).sum(), dist,
-                            OptimizeSettings(lam=lam, rate_curvature=2 * k, iterations=200))
+                            lambda t: k * ((t - 0.5) ** 2).sum(), dist, lam, 2 * k,
+                            DEFAULT_SETTINGS.replace(iterations=200))
     expected = (lam * diag[:, None] * target + 0.5 * k) / (lam * diag[:, None] + k)
     torch.testing.assert_close(result.tiles.reshape(M, 3), expected, atol=1e-6, rtol=0)
 
@@ -84,13 +86,13 @@ def test_decoded_distortion_is_measured_on_the_decoded_atlas():
         return (torch.round(t / 0.2) * 0.2 + 0.05).clamp(0, 1)
 
     start = target.reshape(1, 5, 10, 3).clone()
-    settings = OptimizeSettings(lam=1.0, rate_curvature=1.0, iterations=30)
+    settings = DEFAULT_SETTINGS.replace(iterations=30)
     zero_rate = lambda t: 0.0 * t.sum()  # noqa: E731
-    result = optimize_atlas(start, zero_rate, dist, settings, decode=decode)
+    result = optimize_atlas(start, zero_rate, dist, 1.0, 1.0, settings, decode=decode)
     assert result.distortion == pytest.approx(dist.value_and_gradient(decode(result.tiles).reshape(M, 3))[0])
     # The start already minimises D of the atlas itself; the decoded atlas does better after descent.
     assert result.distortion < dist.value_and_gradient(decode(start).reshape(M, 3))[0]
-    plain = optimize_atlas(start, zero_rate, dist, settings)
+    plain = optimize_atlas(start, zero_rate, dist, 1.0, 1.0, settings)
     torch.testing.assert_close(plain.tiles, start)
 
 
@@ -99,17 +101,18 @@ def test_preprocess_refuses_a_codec_other_than_the_rate_models(demo_problem):
 
     _, _, problem = demo_problem
     with pytest.raises(InputError, match="'hevc' does not match the 'jpeg' rate model"):
-        preprocess(problem, get_rate_model("jpeg"), 50, iterations=1, codec=get_codec("hevc"))
+        preprocess(problem, get_rate_model("jpeg"), 50, DEFAULT_SETTINGS.replace(iterations=1), codec=get_codec("hevc"))
 
 
 def test_codec_in_the_loop_scales_the_default_lambda_by_the_models_coded_factor(demo_problem):
     _, _, problem = demo_problem
     rate = get_rate_model("hevc")
-    assert rate.coded_lambda_factor != 1.0
-    plain = preprocess(problem, rate, 32, iterations=0)
-    coded = preprocess(problem, rate, 32, iterations=0, codec=get_codec("hevc"))
-    assert coded.lam == pytest.approx(plain.lam * rate.coded_lambda_factor)
-    assert preprocess(problem, rate, 32, lam=0.5, iterations=0, codec=get_codec("hevc")).lam == 0.5
+    coded_factor = DEFAULT_SETTINGS.tuning("hevc").coded_lambda_factor
+    assert coded_factor != 1.0
+    plain = preprocess(problem, rate, 32, DEFAULT_SETTINGS.replace(iterations=1))
+    coded = preprocess(problem, rate, 32, DEFAULT_SETTINGS.replace(iterations=1), codec=get_codec("hevc"))
+    assert coded.lam == pytest.approx(plain.lam * coded_factor)
+    assert preprocess(problem, rate, 32, DEFAULT_SETTINGS.replace(iterations=1), lam=0.5, codec=get_codec("hevc")).lam == 0.5
 
 
 # vvenc in the loop costs minutes here: VVC is checked on the published objective only.
@@ -134,8 +137,8 @@ def test_optimised_atlas_codes_smaller_than_padding_at_equal_quality(demo_proble
 
     spp = pad(scene.atlas.tiles, problem.keep, "spp")
     base = [point(spp, q) for q in points]
-    published = [point(preprocess(problem, rate, q, iterations=20).tiles.numpy(), q) for q in points]
+    published = [point(preprocess(problem, rate, q, DEFAULT_SETTINGS.replace(iterations=20)).tiles.numpy(), q) for q in points]
     assert saving(published) < -5.0, (base, published)
     if in_loop:
-        coded = [point(preprocess(problem, rate, q, iterations=20, codec=codec).tiles.numpy(), q) for q in points]
+        coded = [point(preprocess(problem, rate, q, DEFAULT_SETTINGS.replace(iterations=20), codec=codec).tiles.numpy(), q) for q in points]
         assert saving(coded) < saving(published) - 1.0, (base, published, coded)

@@ -264,7 +264,7 @@ def test_bad_input_raises_input_error() -> None:
     atlas = random_atlas(8, 8)
     keep = np.ones((8, 8), dtype=bool)
     keep[0, 0] = False
-    with pytest.raises(InputError, match="unknown padding method 'blur'; choose one of: dilate, "):
+    with pytest.raises(InputError, match="unknown padding method 'blur'; choose one of: none, dilate, "):
         pad(atlas, keep, "blur")
     with pytest.raises(InputError, match=r"occupancy has shape \(8, 7\) but the atlas has shape "
                                          r"\(8, 8, 3\)"):

@@ -1,11 +1,11 @@
 """Differentiable rate models: estimates of the bits a real codec spends on an atlas.
 
-One model per codec of :mod:`rrd.codecs` (registry :data:`RATE_MODELS`, keys "jpeg", "hevc", "vvc")::
+One model per codec family of :data:`rrd.codec.CODEC_SPECS` (registry :data:`RATE_MODELS`, keys "jpeg", "hevc", "vvc")::
 
     model = get_rate_model("hevc")
     bits = model.bits(tiles, 32)            # tiles (T, H, W, 3) float in [0, 1]; scalar tensor
     bits.backward()                         # d bits / d tiles
-    model = calibrate(model, "hevc", [atlas_u8], [32])   # refit ``scale`` on the real encoder
+    model = calibrate(model, codec, [atlas_u8], [32])   # refit ``scale`` on a real encoder (rrd.codec.Codec)
 
 See :mod:`rrd.rate.base` for the interface, :mod:`rrd.rate.jpeg` and :mod:`rrd.rate.video` for what
 each model mimics and how its constants were fitted.

@@ -1,6 +1,6 @@
 """The rate-model interface, its registry, the smooth coefficient cost and scale calibration.
 
-A rate model estimates, differentiably, the bits a real codec (:mod:`rrd.codecs`) spends on an atlas
+A rate model estimates, differentiably, the bits a real codec (:class:`rrd.codec.Codec`) spends on an atlas
 at one operating point. Each atlas tile is coded as one picture (one JPEG file, one HEVC/VVC
 intra picture), so the estimate of a stack of tiles is the sum over tiles::
 
@@ -37,7 +37,9 @@ import numpy as np
 import torch
 from scipy.optimize import minimize_scalar
 
+from rrd.codec import CODEC_SPECS, Codec
 from rrd.errors import InputError
+from rrd.registry import Registry
 
 __all__ = [
     "RATE_MODELS",
@@ -205,19 +207,12 @@ class RateModel(abc.ABC):
     Attributes:
         scale: calibration factor on :meth:`raw_bits` (> 0); see :func:`calibrate`.
     Class attributes:
-        codec: the :mod:`rrd.codecs` name this model mimics (registry key).
+        codec: the codec name this model mimics (a key of :data:`rrd.codec.CODEC_SPECS`).
         header_bits: exact fixed bits of one coded picture outside the model (0 if fitted inside).
         unit_rows, context_rows: banding geometry (see :func:`banded_bits`).
-        curvature: the rate's typical second derivative per texel, in bits per (texel value / Qstep)^2
-            (texel values in 8-bit units): the optimiser's preconditioner floor, which sets how far texels
-            no view sees (gutters) move per step (:class:`rrd.optimize.OptimizeSettings`). Tuned per model
-            on the demo scene: a sharper coefficient cost needs a larger one to descend without overshoot.
-        lambda_factor: this model's factor on the operating-point lambda (:func:`rrd.optimize.lambda_for`,
-            HEVC's rule, before the user's ``lambda_scale``): 1 by default; JPEG's was tuned on the full Sceaux
-            sample.
-        coded_lambda_factor: a further factor where the real codec is in the optimiser's loop
-            (``rrd.preprocess.preprocess(..., codec=...)``): 1 by default; the video models' was tuned on the
-            demo scene.
+
+    What the optimiser tunes around a model (its lambda factors and curvature) is in
+    :data:`rrd.settings.CODEC_TUNING`, with the model's survival threshold.
     """
 
     scale: float = 1.0
@@ -226,9 +221,6 @@ class RateModel(abc.ABC):
     header_bits: ClassVar[float]
     unit_rows: ClassVar[int]
     context_rows: ClassVar[int]
-    curvature: ClassVar[float]
-    lambda_factor: ClassVar[float] = 1.0
-    coded_lambda_factor: ClassVar[float] = 1.0
 
     def __post_init__(self) -> None:
         # The scale, and the survival threshold of the models that have one.
@@ -284,26 +276,15 @@ class RateModel(abc.ABC):
 
     def check_param(self, param: int) -> int:
         """``param`` as an int, or InputError naming the valid range of the codec."""
-        from rrd.codecs import CODECS
-
-        codec = CODECS[self.codec]
-        low, high = codec.param_range
-        if isinstance(param, (bool, np.bool_)) or not isinstance(param, (int, np.integer)) \
-                or not low <= param <= high:
-            raise InputError(f"{self.codec} rate model: {codec.param_name} must be an integer in "
-                             f"{low}..{high}, got {param!r}")
-        return int(param)
+        return CODEC_SPECS[self.codec].check_param(param)
 
 
-RATE_MODELS: dict[str, type[RateModel]] = {}
+RATE_MODELS: Registry[type[RateModel]] = Registry("rate model")
 
 
 def register_rate_model(cls: type[RateModel]) -> type[RateModel]:
     """Class decorator: add a :class:`RateModel` subclass to :data:`RATE_MODELS` under ``cls.codec``."""
-    if cls.codec in RATE_MODELS:
-        raise ValueError(f"rate model for {cls.codec!r} is already registered by {RATE_MODELS[cls.codec].__name__}")
-    RATE_MODELS[cls.codec] = cls
-    return cls
+    return RATE_MODELS.add(cls.codec, cls)
 
 
 def get_rate_model(codec: str, **options: object) -> RateModel:
@@ -314,9 +295,7 @@ def get_rate_model(codec: str, **options: object) -> RateModel:
     Raises:
         InputError: unknown codec or option (the message lists the valid choices).
     """
-    if codec not in RATE_MODELS:
-        raise InputError(f"no rate model for codec {codec!r}; choose one of {sorted(RATE_MODELS)}")
-    cls = RATE_MODELS[codec]
+    cls = RATE_MODELS.lookup(codec)
     valid = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(options) - set(valid))
     if unknown:
@@ -324,7 +303,7 @@ def get_rate_model(codec: str, **options: object) -> RateModel:
     return cls(**options)
 
 
-def calibrate(model: RateModel, codec: object, images: Iterable[np.ndarray | torch.Tensor],
+def calibrate(model: RateModel, codec: Codec, images: Iterable[np.ndarray | torch.Tensor],
               params: Sequence[int]) -> RateModel:
     """Fit ``model.scale`` to the real codec's bits (least squares of the log ratio).
 
@@ -334,7 +313,8 @@ def calibrate(model: RateModel, codec: object, images: Iterable[np.ndarray | tor
 
     Args:
         model: the rate model to calibrate (its current ``scale`` is ignored).
-        codec: an :class:`rrd.codecs.Codec` instance or a codec name; must be ``model.codec``.
+        codec: the real codec (a :class:`rrd.codec.Codec`, e.g. ``rrd_pipeline.codecs.get_codec``) of
+            family ``model.codec``.
         images: (H, W, 3) images, uint8 arrays or floating arrays/tensors in [0, 1] (each one tile).
         params: operating points (at least one), e.g. the one the optimiser will use.
     Returns:
@@ -342,12 +322,8 @@ def calibrate(model: RateModel, codec: object, images: Iterable[np.ndarray | tor
     Raises:
         InputError: codec family mismatch, no images or parameters, or bad images.
     """
-    from rrd.codecs import Codec, get_codec
-
-    if isinstance(codec, str):
-        codec = get_codec(codec)
     if not isinstance(codec, Codec):
-        raise InputError(f"calibrate needs an rrd.codecs.Codec or a codec name, got {type(codec).__name__}")
+        raise InputError(f"calibrate needs a codec (rrd.codec.Codec), got {type(codec).__name__}")
     if codec.name != model.codec:
         raise InputError(f"cannot calibrate the {model.codec} rate model against the {codec.name} codec; "
                          f"rate models must match the codec that codes the atlas")

@@ -1,7 +1,7 @@
-"""Differentiable rate model of baseline JPEG as Pillow (libjpeg-turbo) writes it (:class:`rrd.codecs.JpegCodec`).
+"""Differentiable rate model of baseline JPEG as Pillow (libjpeg-turbo) writes it (``rrd_pipeline.codecs.pillow``).
 
 What is modelled, step by step as the encoder does it (ITU-T T.81; the colour path is documented
-in :mod:`rrd.codecs`):
+in :mod:`rrd_pipeline.codecs.pillow`):
 
 1. Edge replication of the right and bottom borders up to whole MCUs (16 x 16 texels in 4:2:0,
    8 x 8 in 4:4:4), as libjpeg pads partial MCUs.
@@ -13,7 +13,7 @@ in :mod:`rrd.codecs`):
    ``force_baseline``: ``s = 5000 / q`` below 50, else ``200 - 2 q``; entries ``(t * s + 50) // 100``
    clamped to 1..255 (:func:`quant_table`).
 4. Entropy coding, replaced by a smooth estimate (:func:`rrd.rate.base.coefficient_bits`; its
-   survival threshold, :data:`JPEG_THRESHOLD`, sits below the rounding point on purpose):
+   survival threshold sits below the rounding point on purpose, :data:`rrd.settings.CODEC_TUNING`):
    * every AC coefficient ``c / Q`` costs ``s(q) (nonzero_bits + magnitude_bits log2(1 + |q|))`` (the
      Huffman code of its (run, size) symbol plus its ``size`` extra bits);
    * the DC coefficient is coded as the difference from the previous block of the same component in
@@ -49,9 +49,10 @@ from rrd.color import rgb_to_ycbcr
 from rrd.errors import InputError
 from rrd.rate.base import (CoefficientCost, RateModel, coefficient_bits, coefficient_bits_and_slope,
                            register_rate_model)
+from rrd.settings import CODEC_TUNING
 from rrd.rate.transform import block_dct, block_idct, color_planes, color_planes_grad, pad_edge, pad_edge_grad
 
-__all__ = ["JPEG_CHROMA", "JPEG_LUMA", "JPEG_THRESHOLD", "JpegPlaneCost", "JpegRateModel", "LUMA_TABLE",
+__all__ = ["JPEG_CHROMA", "JPEG_LUMA", "JpegPlaneCost", "JpegRateModel", "LUMA_TABLE",
            "CHROMA_TABLE", "quant_table"]
 
 # ITU-T T.81 Annex K.1 example quantisation tables, natural (row-major) order.
@@ -64,20 +65,6 @@ CHROMA_TABLE: tuple[int, ...] = (
     17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99,
     24, 26, 56, 99, 99, 99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99) + (99,) * 32
 
-JPEG_THRESHOLD = 0.25
-"""Where the model's soft "survives quantisation" indicator is 1/2, in quantisation steps.
-
-JPEG rounds to nearest, so a coefficient survives from half a step on, and the constants below were fitted
-with the indicator there. The optimiser is better served by a lower threshold, for the reason given at
-:data:`rrd.rate.video.HEVC_THRESHOLD`: a cost that falls steeply at the rounding point invites it to nudge
-coefficients just under half a step, which saves few real bits and makes the encoder drop them whole, so the
-coded error grows by the whole coefficient while the preprocessing distortion sees only the nudge. With the
-indicator at a quarter step a coefficient saves its bits only on its way to zero. Measured (BD-rate against
-HBF, 50 iterations, lambda scale 2; the rate curvature :attr:`JpegRateModel.curvature` raised with it,
-since the indicator bends four times as sharply): demo scene, photo reference, 0.5 -> 0.25: -13.5 % ->
--26.0 %; Sceaux at quarter resolution (asset reference, quality 30/50/70/90): -9.4 % -> -14.5 %; the full
-Sceaux sample needed a lower lambda as well (:attr:`JpegRateModel.lambda_factor`). The estimates then run high (see ``benchmarks/results/rate_models.md``); :func:`rrd.rate.calibrate` fits the
-scale where absolute bits matter."""
 _BLOCK = 8
 
 
@@ -141,28 +128,25 @@ _LEVEL_SHIFT = (-128.0, 0.0, 0.0)
 @register_rate_model
 @dataclass(frozen=True)
 class JpegRateModel(RateModel):
-    """Rate model of :class:`rrd.codecs.JpegCodec` (see the module docstring); ``param`` = quality.
+    """Rate model of JPEG as ``rrd_pipeline.codecs.pillow.JpegCodec`` codes it (module docstring); ``param`` = quality.
 
     Attributes:
         scale: calibration factor (see :class:`rrd.rate.base.RateModel`).
         subsampling: "4:2:0" (default) or "4:4:4", as the codec's option.
         luma, chroma: the fitted constants.
-        threshold: where a coefficient counts as half surviving, in quantisation steps
-            (:data:`JPEG_THRESHOLD` says why it is not 0.5).
+        threshold: where a coefficient counts as half surviving, in quantisation steps. A quarter step,
+            not JPEG's rounding point: a cost that falls steeply at the rounding point invites the optimiser
+            to nudge coefficients just under it, which the encoder then drops whole (the value and the
+            result that chose it: :data:`rrd.settings.CODEC_TUNING`).
     """
 
     subsampling: str = "4:2:0"
     luma: JpegPlaneCost = field(default=JPEG_LUMA)
     chroma: JpegPlaneCost = field(default=JPEG_CHROMA)
-    threshold: float = JPEG_THRESHOLD
+    threshold: float = CODEC_TUNING["jpeg"].threshold
 
     codec: ClassVar[str] = "jpeg"
     header_bits: ClassVar[float] = 8.0 * 625
-    curvature: ClassVar[float] = 40.0
-    # Full Sceaux sample (asset reference, quality 30/50/70/90, 50 iterations, against HBF): the effective
-    # lambda scale 2 / 1 / 0.5 / 0.25 gave -7.8 / -9.7 / -10.7 / -10.9 % (demo, photo reference: -26.0 /
-    # -26.1 / -25.8 / -24.6 %); with JPEG's threshold at half a step the video models' scale suited it.
-    lambda_factor: ClassVar[float] = 0.25
     unit_rows: ClassVar[int] = 16  # one MCU row in 4:2:0, two in 4:4:4
     context_rows: ClassVar[int] = 16  # the previous MCU row holds the DC predictor of a band
 

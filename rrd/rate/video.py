@@ -1,13 +1,13 @@
-"""Differentiable rate models of all-intra HEVC (x265) and VVC (vvenc) as :mod:`rrd.codecs` runs them.
+"""Differentiable rate models of all-intra HEVC (x265) and VVC (vvenc) as :mod:`rrd_pipeline.codecs.ffmpeg` runs them.
 
 One model family, two sets of fitted constants (:class:`HevcRateModel`, :class:`VvcRateModel`).
 What is modelled:
 
-1. The colour path of :mod:`rrd.codecs`: edge replication right and down (here to a multiple of 64,
+1. The colour path of :mod:`rrd_pipeline.codecs.ffmpeg`: edge replication right and down (here to a multiple of 64,
    so that chroma has whole 32 x 32 blocks), full-range BT.709 Y'CbCr (:func:`rrd.color.rgb_to_ycbcr`),
    chroma = mean of each 2 x 2 block (4:2:0, centre sited), limited-range scaling to 8-bit code
    units (``219 Y``, ``224 Cb``, ``224 Cr``; the constant offsets 16 and 128 are left out: every
-   prediction mode below reproduces them exactly). This is ``rrd.codecs.rgb_to_yuv420`` followed
+   prediction mode below reproduces them exactly). This is :func:`rrd.color.rgb_to_yuv420` followed
    by ``to_limited_range(..., 8)`` without the offsets.
 2. Quantisation step ``Qstep = 2^((QP - 4) / 6)`` in 8-bit units (HEVC and VVC share this scale; a
    10-bit encoder applies the same step to 4x larger samples). The orthonormal DCT coefficient of a
@@ -50,15 +50,13 @@ encodes at QP 22, 27, 32, 37, 42 of 512 x 512 crops of the Sceaux Castle and Mes
 six variants (as delivered, push-pull filled, blurred sigma 1 and 2.5, noise sigma 6/255, posterised
 to 8 levels): HEVC 8-bit, VVC preset "faster", with 8 x 8 blocks only and the dead-zone threshold at
 0.7; ``python benchmarks/bench_rate_models.py --fit hevc --thresholds 0.7`` (or ``vvc``) refits them
-for the current model. The model then uses them with the quadtree and a lower threshold
-(:data:`HEVC_THRESHOLD`, which says why): the optimiser needs the right gradient more than the
-lowest fit error; the VVC model keeps the encoder's dead zone and prices the coding error in the
-optimiser's cost instead (:data:`VVC_ERROR_BITS`). With the lower threshold the HEVC estimates run high:
-1.5-2.1 times the real bits on Sceaux crops and the demo atlas at QP 22-42. The default ``scale``
-stays 1 all the same, because the optimiser's lambda rule and step sizes were tuned with it (a scale
-of 0.44 for VVC, with lambda rescaled to match, halved the measured saving: the gutters, which only
-the rate moves, then take smaller steps); :func:`rrd.rate.calibrate` fits the scale where absolute
-bits matter. ``header_bits`` is the size of a
+for the current model. The model then uses them with the quadtree and the thresholds of
+:data:`rrd.settings.CODEC_TUNING`: HEVC's lower than the dead zone (the optimiser needs the right gradient
+more than the lowest fit error: a cost that falls steeply at the dead zone invites it to nudge coefficients
+just under it, which the encoder then drops whole), VVC's at the dead zone with the coding error priced in
+the optimiser's cost (``error_bits``). With the lower threshold the HEVC estimates run high. The default
+``scale`` stays 1 because the optimiser's lambda rule and step sizes were tuned with it;
+:func:`rrd.rate.calibrate` fits the scale where absolute bits matter. ``header_bits`` is the size of a
 flat 16 x 16 picture (parameter sets, slice header).
 """
 
@@ -78,19 +76,17 @@ from rrd.errors import InputError
 from rrd.rate.base import (CoefficientCost, RateModel, banded_bits, check_tiles, register_rate_model,
                             soft_nonzero)
 from rrd.rate.transform import block_dct, color_planes, dct_matrix, pad_edge
+from rrd.settings import CODEC_TUNING
 
 __all__ = [
     "BLOCK_SIZES",
     "HEVC_CHROMA",
     "HEVC_LUMA",
-    "HEVC_THRESHOLD",
     "HevcRateModel",
     "MODES",
     "MODE_TEMPERATURE_BITS",
     "VVC_CHROMA",
-    "VVC_ERROR_BITS",
     "VVC_LUMA",
-    "VVC_THRESHOLD",
     "VideoPlaneCost",
     "VideoRateModel",
     "VvcRateModel",
@@ -109,34 +105,6 @@ _MULTIPLE = 2 * BLOCK_SIZES[-1]
 MODES: tuple[str, ...] = ("dc", "planar", "horizontal", "vertical")
 # Temperature of the soft minimum over modes, in bits.
 MODE_TEMPERATURE_BITS = 1.0
-HEVC_THRESHOLD, VVC_THRESHOLD = 0.25, 0.6
-"""Where the soft "survives quantisation" indicator of each video model is 1/2, in quantisation steps.
-
-Deliberately not the encoders' dead zone (x265 and vvenc zero coefficients below about 0.6-0.7 steps,
-RDOQ more). A model whose cost falls steeply at the dead zone invites the optimiser to nudge
-coefficients just under it: that saves few real bits (RDOQ zeroes many of them anyway) and makes the
-encoder drop them whole, so the coded error grows by the full coefficient while the preprocessing
-distortion sees only the nudge. Measured on the demo scene (asset reference, 100 iterations, BD-rate
-against SPP): HEVC, lambda scale 8: threshold 0.7 +6.4 %, 0.5 -0.1 %, 0.35 -5.8 %, 0.25 -8.2 %
-(lambda scale 2: -9.8 %), 0.15 -9.3 %; VVC, lambda scale 2: 0.7 +0.2 %, 0.35 -0.6 %, 0.15 -6.0 %,
-0.08 -5.8 %. The constants were fitted at 0.7 (the fit error at 0.25 is about the same); the ranking
-benchmark and :func:`rrd.rate.calibrate` are what keep the estimate honest.
-
-VVC now takes the other way out (:data:`VVC_ERROR_BITS`): its threshold sits at vvenc's dead zone and the
-optimiser's cost prices the coding error, so that the nudge costs what it loses."""
-VVC_ERROR_BITS = 8.0
-"""The VVC model's :attr:`VideoRateModel.error_bits`, with the threshold at 0.6 (the encoders' dead zone).
-
-A low threshold has its own price: the model counts coefficients the encoder drops for nothing as costly,
-and the optimiser spends its distortion budget removing them. On the demo scene (photo reference, QP 32,
-50 iterations) the VVC model at threshold 0.15 promised 44 % fewer bits and vvenc spent 2 % more (HEVC at
-0.25: 49 % promised, 6.5 % real); at 0.6 with the error priced the promise is honest enough to steer by.
-Measured, BD-rate against HBF, 50 iterations: demo (photo reference) -5.8 % at threshold 0.15 without
-pricing; at 0.6 with 2 / 4 / 8 / 11 / 16 bits per squared step -6.1 / -9.4 / -10.5 / -9.8 / -3.2 %
-(lambda scale 0.5; 8 bits: -10.4 % at scale 2); full Sceaux (asset reference) +1.8 % -> -1.2 % (scale 2;
-+1.1 % at 0.5). The encoder's own price, by HEVC's mode-decision lambda, is about 11 bits. On HEVC
-pricing did not pay (demo: -12.5 % without; 2 or 6 bits at threshold 0.25: -11.3 / -11.4 %; 8 bits at 0.45:
--10.3 %; 4 / 11 bits at 0.6: -7.0 / -7.8 %), so its model keeps the low threshold and no price."""
 # Limited-range scale of 8-bit luma and chroma code values (ITU-R BT.709 / BT.601 "video" range).
 _LUMA_SPAN, _CHROMA_SPAN = 219.0, 224.0
 
@@ -339,11 +307,11 @@ class VideoRateModel(RateModel):
         scale: calibration factor (see :class:`rrd.rate.base.RateModel`).
         luma, chroma: the fitted plane constants.
         threshold: where a coefficient counts as half surviving, in quantisation steps
-            (:data:`HEVC_THRESHOLD` says how it was chosen).
+            (:data:`rrd.settings.CODEC_TUNING` holds each model's, with the result that chose it).
         error_bits: price, in bits per squared quantisation step, of the coding error the optimiser's
             :meth:`cost` adds to the bits (0: none, :meth:`cost` is :meth:`bits`). Where it is set the
-            threshold can sit at the encoder's dead zone (honest bits) without inviting the nudge
-            :data:`HEVC_THRESHOLD` describes: a coefficient pushed under the dead zone is then priced
+            threshold can sit at the encoder's dead zone (honest bits) without inviting the optimiser to
+            nudge coefficients just under it: a coefficient pushed under the dead zone is then priced
             for being lost whole. An encoder deciding by ``D + lambda R`` with HEVC's
             ``lambda = 0.57 * 2^((QP - 12) / 3)`` prices a squared step at about 11 bits at every QP.
     """
@@ -354,14 +322,7 @@ class VideoRateModel(RateModel):
     error_bits: float = 0.0
 
     unit_rows: ClassVar[int] = _MULTIPLE
-    curvature: ClassVar[float] = 10.0  # demo scene, photo reference: 40 lost 2.5 (HEVC) and 1.2 (VVC) points
     context_rows: ClassVar[int] = 2  # one luma row, and the chroma row made of two luma rows
-    # With the codec in the loop the descent keeps a step only if the decoded atlas is better for it, and a
-    # high lambda spends the iterations pre-compensating coding error (the PSNR rises, the bits stay). Demo
-    # scene, photo reference, 50 iterations, BD-rate against HBF, effective lambda scale 4 / 2 / 1 / 0.5 /
-    # 0.25 / 0.125: HEVC -12.7 / -13.4 / -15.4 / -15.3 / -16.4 / -14.1 %, VVC at 2 / 1 / 0.5 / 0.25 / 0.125:
-    # -13.3 / -14.9 / -15.4 / -16.1 / -14.2 %. JPEG keeps 1 (scale 2 / 1 / 0.5: -28.6 / -27.2 / -24.4 %).
-    coded_lambda_factor: ClassVar[float] = 0.125
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -426,11 +387,11 @@ VVC_CHROMA = VideoPlaneCost(CoefficientCost(0.0, 1.0), cbf_bits=4.238, block_bit
 @register_rate_model
 @dataclass(frozen=True)
 class HevcRateModel(VideoRateModel):
-    """Rate model of :class:`rrd.codecs.HevcCodec` (x265 all-intra, constant QP 0..51)."""
+    """Rate model of HEVC as ``rrd_pipeline.codecs.ffmpeg.HevcCodec`` codes it (x265 all-intra, constant QP 0..51)."""
 
     luma: VideoPlaneCost = field(default=HEVC_LUMA)
     chroma: VideoPlaneCost = field(default=HEVC_CHROMA)
-    threshold: float = HEVC_THRESHOLD
+    threshold: float = CODEC_TUNING["hevc"].threshold
 
     codec: ClassVar[str] = "hevc"
     header_bits: ClassVar[float] = 760.0
@@ -439,12 +400,12 @@ class HevcRateModel(VideoRateModel):
 @register_rate_model
 @dataclass(frozen=True)
 class VvcRateModel(VideoRateModel):
-    """Rate model of :class:`rrd.codecs.VvcCodec` (vvenc all-intra, constant QP 0..63)."""
+    """Rate model of VVC as ``rrd_pipeline.codecs.ffmpeg.VvcCodec`` codes it (vvenc all-intra, constant QP 0..63)."""
 
     luma: VideoPlaneCost = field(default=VVC_LUMA)
     chroma: VideoPlaneCost = field(default=VVC_CHROMA)
-    threshold: float = VVC_THRESHOLD
-    error_bits: float = VVC_ERROR_BITS
+    threshold: float = CODEC_TUNING["vvc"].threshold
+    error_bits: float = CODEC_TUNING["vvc"].error_bits
 
     codec: ClassVar[str] = "vvc"
     header_bits: ClassVar[float] = 656.0

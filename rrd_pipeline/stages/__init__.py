@@ -13,10 +13,15 @@ from typing import Any
 from tqdm import tqdm
 
 from rrd_pipeline.stage import STAGES, StageContext, coerce_param, make_params
-from rrd_pipeline import rrd_methods  # noqa: F401  (registers the "rrd" evaluation methods)
 from rrd_pipeline.stages import encode, evaluate, load, optimize, pad, render  # noqa: F401  (registration)
 
-__all__ = ["call_stage"]
+__all__ = ["call_stage", "stage_params"]
+
+
+def stage_params(name: str, **params: Any) -> Any:
+    """The params dataclass of stage ``name`` built from ``params``, checked as a pipeline's are (InputError)."""
+    spec = STAGES[name]
+    return make_params(spec, {k: coerce_param(spec, k, v, Path.cwd()) for k, v in params.items()})
 
 
 def call_stage(name: str, out_dir: Path, inputs: dict[str, Any] | None = None, **params: Any) -> dict[str, Any]:
@@ -26,11 +31,12 @@ def call_stage(name: str, out_dir: Path, inputs: dict[str, Any] | None = None, *
         name: stage registry key.
         out_dir: the folder the stage writes its files into (created).
         inputs: the stage's inputs by name.
-        params: parameter values (validated like YAML values).
+        params: parameter values (validated like YAML values, :func:`stage_params`).
     Returns:
         The stage's outputs.
     """
     spec = STAGES[name]
+    checked = stage_params(name, **params)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=100, desc=name, leave=False, disable=None, bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
@@ -42,7 +48,6 @@ def call_stage(name: str, out_dir: Path, inputs: dict[str, Any] | None = None, *
     ctx = StageContext(stage_id=name, scene=name, out_dir=out_dir, progress=progress,
                        log=logging.getLogger(f"rrd_pipeline.stage.{name}"))
     try:
-        values = {k: coerce_param(spec, k, v, Path.cwd()) for k, v in params.items()}
-        return spec.func(ctx, make_params(spec, values), **(inputs or {}))
+        return spec.func(ctx, checked, **(inputs or {}))
     finally:
         bar.close()

@@ -12,9 +12,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from rrd.codecs import get_codec
-from rrd.evaluate import code_atlas
+from rrd.codec import code_atlas
 from rrd.scene import Atlas, Scene
+from rrd_pipeline.choices import CodecChoice
+from rrd_pipeline.codecs import CODECS, get_codec
 from rrd_pipeline.stage import StageContext, stage
 from rrd_pipeline.writers import atomic_write, write_atlas
 
@@ -29,7 +30,10 @@ class EncodeParams:
     """param: JPEG quality or QP; codec: jpeg | hevc | vvc (default options)."""
 
     param: int
-    codec: str = "jpeg"
+    codec: CodecChoice = "jpeg"
+
+    def __post_init__(self) -> None:
+        CODECS.lookup(self.codec).spec.check_param(self.param)
 
 
 @stage("encode", params=EncodeParams, inputs={"scene": "scene"},
@@ -37,7 +41,6 @@ class EncodeParams:
 def encode_stage(ctx: StageContext, params: EncodeParams, scene: Scene) -> dict[str, Any]:
     """Code the atlas at one operating point; write the bitstreams and the decoded tiles."""
     codec = get_codec(params.codec)
-    codec.check_param(params.param)
     ctx.progress(0.0, f"{codec.name} {codec.param_name} {params.param}")
     coded = code_atlas(codec, scene.atlas.tiles, params.param)
     suffix = BITSTREAM_SUFFIXES.get(codec.name, f".{codec.name}")

@@ -21,17 +21,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from tqdm import tqdm
 
-from rrd.codecs import get_codec
+from rrd.codec import code_atlas
 from rrd.errors import InputError
-from rrd.evaluate import bd_table, code_atlas, default_anchor
-from rrd.preprocess import DEFAULT_ITERATIONS, DEFAULT_LAMBDA_SCALE
+from rrd.evaluate import bd_table, default_anchor
+from rrd.settings import DEFAULT_SETTINGS
 from rrd.scene import Scene
 from rrd.viewpoints import ORBIT_COUNT, ORBIT_SIZE
-from rrd_pipeline.methods import EvaluationContext, build_context, check_methods, make_method
+from rrd_pipeline.choices import BackendChoice, CodecChoice, FilterChoice, ReferenceChoice, ViewSetChoice
+from rrd_pipeline.codecs import CODECS, get_codec
+from rrd_pipeline.methods import EvaluationContext, RRDOptions, build_context, check_methods, make_method
 from rrd_pipeline.report import write_report
 from rrd_pipeline.stage import StageContext, stage
 from rrd_pipeline.writers import write_image
@@ -51,33 +53,46 @@ class EvaluateParams:
     side (px); orbit_count: orbit cameras; leave_out: source view indices not evaluated on; holdout: source view
     indices evaluated on and hidden from the rrd methods (leave-one-out; excludes leave_out);
     save_decoded: keep every decoded atlas; backend: rasterizer; iterations, lambda_scale, coded_distortion:
-    settings of the R-RD methods ``rrd`` and ``rrd-fixed`` (:class:`rrd_pipeline.rrd_methods.RRDSettings`)."""
+    settings of the R-RD methods ``rrd`` and ``rrd-fixed`` (:class:`rrd_pipeline.methods.RRDOptions`)."""
 
-    codec: str = "jpeg"
+    codec: CodecChoice = "jpeg"
     methods: tuple[str, ...] = DEFAULT_METHODS
     points: tuple[int, ...] | None = None
-    reference: Literal["renders", "photos"] = "renders"
-    filter: Literal["bilinear", "trilinear"] = "bilinear"
-    views: Literal["source", "orbit", "both"] = "source"
+    reference: ReferenceChoice = "renders"
+    filter: FilterChoice = "bilinear"
+    views: ViewSetChoice = "source"
     anchor: str | None = None
     orbit_size: int = ORBIT_SIZE
     orbit_count: int = ORBIT_COUNT
     leave_out: tuple[int, ...] = ()
     holdout: tuple[int, ...] = ()
     save_decoded: bool = False
-    backend: Literal["auto", "nvdiffrast", "embree", "cpu"] = "auto"
-    iterations: int = DEFAULT_ITERATIONS
-    lambda_scale: float = DEFAULT_LAMBDA_SCALE
+    backend: BackendChoice = "auto"
+    iterations: int = DEFAULT_SETTINGS.iterations
+    lambda_scale: float = DEFAULT_SETTINGS.lambda_scale
     coded_distortion: bool = False
+
+    def __post_init__(self) -> None:
+        # Checked when the pipeline is validated, before anything runs.
+        check_request(self.codec, self.methods, self.points, self.anchor)
+        self.rrd_options()
+        for name in ("orbit_size", "orbit_count"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} {getattr(self, name)} is out of range; valid: an integer >= 1")
+
+    def rrd_options(self) -> RRDOptions:
+        """How the ``rrd`` methods run: the tuned defaults with this stage's values."""
+        settings = DEFAULT_SETTINGS.replace(iterations=self.iterations, lambda_scale=self.lambda_scale)
+        return RRDOptions(settings=settings, coded_distortion=self.coded_distortion)
 
 
 def check_points(codec_name: str, points: Sequence[int] | None) -> list[int]:
     """The operating points (default: the codec's), checked and ordered from lowest to highest quality."""
-    codec = get_codec(codec_name)
-    chosen = list(codec.default_points if points is None else points)
+    spec = CODECS.lookup(codec_name).spec
+    chosen = list(spec.default_points if points is None else points)
     if len(chosen) < 2 or len(set(chosen)) != len(chosen):
-        raise InputError(f"points {chosen}: give at least two different {codec.name} {codec.param_name} values")
-    return codec.ordered([codec.check_param(p) for p in chosen])
+        raise InputError(f"points {chosen}: give at least two different {spec.name} {spec.param_name} values")
+    return spec.ordered([spec.check_param(p) for p in chosen])
 
 
 def check_request(codec_name: str, methods: Sequence[str], points: Sequence[int] | None,
@@ -190,9 +205,7 @@ def evaluate_stage(ctx: StageContext, params: EvaluateParams, scene: Scene) -> d
     bar = lambda items: tqdm(items, desc="rasterizing", unit="view", leave=False, disable=None)  # noqa: E731
     eval_ctx = build_context(scene, codec, params.reference, params.filter, params.views, params.leave_out,
                              params.orbit_count, params.orbit_size, params.backend, bar, params.holdout)
-    rrd_options = {"iterations": params.iterations, "lambda_scale": params.lambda_scale,
-                   "coded_distortion": params.coded_distortion}
-    eval_ctx.options.update({"rrd": rrd_options, "rrd-fixed": rrd_options})
+    eval_ctx.rrd = params.rrd_options()
     report = run_evaluation(eval_ctx, names, params.points, ctx.out_dir, params.anchor, params.save_decoded,
                             ctx.progress)
     paths = write_report(ctx.out_dir, report)

@@ -9,11 +9,14 @@ from typing import Any, Literal
 
 import torch
 
-from rrd.codecs import get_codec
 from rrd.errors import InputError
-from rrd.preprocess import DEFAULT_ITERATIONS, DEFAULT_LAMBDA_SCALE, prepare, preprocess
+from rrd.preprocess import prepare, preprocess
+from rrd.rate import get_rate_model
 from rrd.render import rasterize_views
 from rrd.scene import Scene
+from rrd.settings import DEFAULT_SETTINGS, OptimizeSettings
+from rrd_pipeline.choices import BackendChoice, CodecChoice, DeviceChoice, PaddingChoice, ReferenceChoice
+from rrd_pipeline.codecs import CODECS, get_codec
 from rrd_pipeline.outputs import write_textured_mesh
 from rrd_pipeline.stage import StageContext, stage
 from rrd_pipeline.writers import atomic_write
@@ -35,18 +38,30 @@ class OptimizeParams:
     False: D of the atlas itself, as published; see :mod:`rrd.optimize` for what each gives).
     """
 
-    codec: Literal["jpeg", "hevc", "vvc"] = "jpeg"
+    codec: CodecChoice = "jpeg"
     param: int | None = None
     lam: float | None = None
-    lambda_scale: float = DEFAULT_LAMBDA_SCALE
-    iterations: int = DEFAULT_ITERATIONS
-    reference: Literal["renders", "photos"] = "renders"
-    prior: float = 0.05
-    init: str = "spp"
+    lambda_scale: float = DEFAULT_SETTINGS.lambda_scale
+    iterations: int = DEFAULT_SETTINGS.iterations
+    reference: ReferenceChoice = "renders"
+    prior: float = DEFAULT_SETTINGS.prior
+    init: PaddingChoice = DEFAULT_SETTINGS.init
     mode: Literal["quadratic", "rendered"] = "quadratic"
-    backend: Literal["auto", "nvdiffrast", "embree", "cpu"] = "auto"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    backend: BackendChoice = "auto"
+    device: DeviceChoice = "auto"
     coded_distortion: bool = False
+
+    def __post_init__(self) -> None:
+        self.settings()  # every range checked when the pipeline is validated, before anything runs
+        if self.param is not None:
+            CODECS.lookup(self.codec).spec.check_param(self.param)
+        if self.lam is not None and not self.lam > 0:
+            raise InputError(f"lambda {self.lam!r} is out of range; valid: a number > 0")
+
+    def settings(self) -> OptimizeSettings:
+        """The optimiser's settings: the tuned defaults with this stage's values."""
+        return DEFAULT_SETTINGS.replace(iterations=self.iterations, lambda_scale=self.lambda_scale,
+                                        prior=self.prior, init=self.init)
 
 
 def resolve_device(device: str) -> str:
@@ -54,7 +69,7 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("device 'cuda' requested but CUDA is not available; use --device cpu")
+        raise InputError("device 'cuda' requested but CUDA is not available; use device 'cpu'")
     return device
 
 
@@ -65,26 +80,23 @@ def optimize_stage(ctx: StageContext, params: OptimizeParams, scene: Scene) -> d
     if params.reference == "photos" and scene.photos is None:
         raise InputError(f"scene {scene.name!r} has no photos; use reference 'renders'")
     codec = get_codec(params.codec)
-    param = codec.check_param(params.param if params.param is not None else
-                              codec.default_points[len(codec.default_points) // 2])
-    from rrd.rate import get_rate_model
-
+    param = codec.check_param(params.param if params.param is not None else codec.spec.middle_point)
     rate = get_rate_model(params.codec)
+    settings = params.settings()
     device = resolve_device(params.device)
     t0 = time.perf_counter()
     n = len(scene.cameras)
     views = rasterize_views(scene.mesh, scene.atlas, scene.cameras, params.backend)
     ctx.progress(0.1, f"rasterized {n} views")
     t1 = time.perf_counter()
-    problem = prepare(scene.mesh, scene.atlas, views, params.reference, scene.photos, params.prior, params.mode,
+    problem = prepare(scene.mesh, scene.atlas, views, params.reference, scene.photos, settings.prior, params.mode,
                       progress=lambda i: ctx.progress(0.1 + 0.1 * (i + 1) / n, f"folded view {i + 1}/{n}"))
     t2 = time.perf_counter()
 
     def report(it: int, bits: float, distortion: float) -> None:
-        ctx.progress(0.2 + 0.8 * it / max(params.iterations, 1), f"{bits / 8e3:.1f} kB est, D {distortion:.4g}")
+        ctx.progress(0.2 + 0.8 * it / params.iterations, f"{bits / 8e3:.1f} kB est, D {distortion:.4g}")
 
-    result = preprocess(problem, rate, param, lam=params.lam, lambda_scale=params.lambda_scale,
-                        iterations=params.iterations, init=params.init, device=device, progress=report,
+    result = preprocess(problem, rate, param, settings, lam=params.lam, device=device, progress=report,
                         codec=codec if params.coded_distortion else None)
     t3 = time.perf_counter()
     files = write_textured_mesh(ctx.out_dir, scene, result.tiles.numpy())

@@ -15,6 +15,7 @@ from typing import Any
 
 from rrd.scene import Atlas, Scene
 from rrd_pipeline.methods import padded_atlas
+from rrd_pipeline.choices import PaddingChoice
 from rrd_pipeline.outputs import write_textured_mesh
 from rrd_pipeline.stage import StageContext, stage
 
@@ -25,7 +26,7 @@ __all__ = ["PadParams"]
 class PadParams:
     """method: a key of rrd.padding.PADDING_METHODS (none, dilate, pushpull, spp, vdmc, hbf, sparse, extend)."""
 
-    method: str = "spp"
+    method: PaddingChoice = "spp"
 
 
 @stage("pad", params=PadParams, inputs={"scene": "scene"}, outputs={"scene": "scene", "mesh": "file"})

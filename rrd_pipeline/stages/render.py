@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ from rrd.metrics import mean_psnr, psnr, psnr_yuv
 from rrd.render import make_view, render, texel_vector, view_taps
 from rrd.rasterize import rasterize
 from rrd.scene import Scene
+from rrd_pipeline.choices import BackendChoice, FilterChoice
 from rrd_pipeline.stage import StageContext, stage
 from rrd_pipeline.writers import atomic_write, write_image
 
@@ -25,8 +26,8 @@ __all__ = ["RenderParams", "psnr_table_markdown"]
 class RenderParams:
     """filter: texture filter; backend: rasterizer; compare: also write render|photo side-by-side PNGs."""
 
-    filter: Literal["bilinear", "trilinear"] = "bilinear"
-    backend: Literal["auto", "nvdiffrast", "embree", "cpu"] = "auto"
+    filter: FilterChoice = "bilinear"
+    backend: BackendChoice = "auto"
     compare: bool = True
 
 

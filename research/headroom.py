@@ -27,7 +27,7 @@ counts ``g w`` times in the rendering distortion, ``g`` the weight of its colour
 
 :func:`bd_rate_of` compares two curves as the evaluation does (BD-rate, pchip). The model ignores intra
 prediction beyond the DC, chroma subsampling, the entropy coder's context and the couplings of ``A`` between
-basis functions, so its figures are estimates, not bounds; the README compares them (``benchmarks/
+basis functions, so its figures are estimates, not bounds; benchmarks/results/README.md compares them (``benchmarks/
 bench_headroom.py``) with the real codecs' rates, which run higher (JPEG's several times: its Huffman code
 spends bits on every surviving coefficient besides its magnitude), and with what the optimiser measured.
 """
@@ -41,13 +41,13 @@ import numpy as np
 import torch
 
 from rrd.color import rgb_to_ycbcr
-from rrd.metrics import bd_rate
+from rrd.metrics import bd_rate, psnr_from_mse
 from rrd.preprocess import operating_qstep
 from rrd.quadratic import QuadraticForm
 from rrd.rate.jpeg import CHROMA_TABLE, LUMA_TABLE, quant_table
 from rrd.rate.transform import block_dct, dct_matrix
 
-__all__ = ["Curve", "PLANE_GAINS", "basis_weights", "block_coefficients", "anchor_curve", "jpeg_theta",
+__all__ = ["ModelCurve", "PLANE_GAINS", "basis_weights", "block_coefficients", "anchor_curve", "jpeg_theta",
            "qp_theta", "weighted_curve", "preprocessed_curve", "bd_rate_of"]
 
 # Rows Y, Cb, Cr of the JFIF transform (full-range BT.601) of RGB in [0, 1] to 8-bit units.
@@ -63,7 +63,7 @@ _PAIR_STEPS = ((0, 1), (1, -1), (1, 0), (1, 1))
 
 
 @dataclass(frozen=True)
-class Curve:
+class ModelCurve:
     """Rate-distortion points of one coder, in the model's units.
 
     Attributes:
@@ -74,7 +74,7 @@ class Curve:
     bits: np.ndarray
     distortion: np.ndarray
 
-    def lower_hull(self) -> "Curve":
+    def lower_hull(self) -> "ModelCurve":
         """The points no other point beats in both bits and distortion, by increasing bits."""
         order = np.argsort(self.bits, kind="stable")
         keep, best = [], math.inf
@@ -82,7 +82,7 @@ class Curve:
             if self.distortion[i] < best:
                 keep.append(i)
                 best = self.distortion[i]
-        return Curve(self.bits[keep], self.distortion[keep])
+        return ModelCurve(self.bits[keep], self.distortion[keep])
 
 
 def basis_weights(form: QuadraticForm, shape: tuple[int, int, int], block: int) -> torch.Tensor:
@@ -172,7 +172,7 @@ def _code(c2: torch.Tensor, theta: torch.Tensor, survive: float) -> tuple[torch.
 
 
 def anchor_curve(coeffs: torch.Tensor, weights: torch.Tensor, thetas: list[torch.Tensor | float],
-                 survive: float = 1.0) -> Curve:
+                 survive: float = 1.0) -> ModelCurve:
     """The codec as it is: every coefficient at the level of the operating point, whatever its render weight.
 
     Args:
@@ -190,10 +190,10 @@ def anchor_curve(coeffs: torch.Tensor, weights: torch.Tensor, thetas: list[torch
         coded, b = _code(c2, theta, survive)
         bits.append(float(b.sum()))
         dist.append(float((gw * torch.where(coded, torch.minimum(theta, c2), c2)).sum()))
-    return Curve(np.array(bits), np.array(dist))
+    return ModelCurve(np.array(bits), np.array(dist))
 
 
-def weighted_curve(coeffs: torch.Tensor, weights: torch.Tensor, levels: list[float]) -> Curve:
+def weighted_curve(coeffs: torch.Tensor, weights: torch.Tensor, levels: list[float]) -> ModelCurve:
     """An encoder that knew the render weights: reverse water-filling on ``g w c^2`` at each level.
 
     A coefficient of weight ``g w`` is coded at squared error ``level / (g w)`` (skipped where that exceeds
@@ -205,18 +205,18 @@ def weighted_curve(coeffs: torch.Tensor, weights: torch.Tensor, levels: list[flo
         excess = gw * c2 / level
         bits.append(float((0.5 * torch.log2(torch.clamp(excess, min=1.0))).sum()))
         dist.append(float(torch.where(excess > 1.0, level, gw * c2).sum()))
-    return Curve(np.array(bits), np.array(dist))
+    return ModelCurve(np.array(bits), np.array(dist))
 
 
 def preprocessed_curve(coeffs: torch.Tensor, weights: torch.Tensor, thetas: list[torch.Tensor | float],
                        survive: float = 1.0, multipliers: tuple[float, ...] = (0.5, 1.0, 2.0),
-                       shrinks: int = 16) -> Curve:
+                       shrinks: int = 16) -> ModelCurve:
     """The anchor coding a preprocessed atlas: each coefficient shrunk by the best ``a`` in [0, 1].
 
     For each operating point ``theta`` and each ``mu = m / (2 ln 2 theta_mean)`` (``m`` in ``multipliers``:
     the encoder's own slope ``1 / (2 ln 2 theta)`` and around it), every coefficient takes the shrink that
     minimises its bits + ``mu`` x its rendering error (see the module docstring); ``a = 0`` skips it.
-    Returns every (theta, mu) point; take :meth:`Curve.lower_hull` for the best.
+    Returns every (theta, mu) point; take :meth:`ModelCurve.lower_hull` for the best.
 
     Args:
         coeffs, weights, thetas, survive: as in :func:`anchor_curve`.
@@ -248,17 +248,17 @@ def preprocessed_curve(coeffs: torch.Tensor, weights: torch.Tensor, thetas: list
                     best_err = torch.where(better, err, best_err)
             bits.append(float(best_bits.sum()))
             dist.append(float(best_err.sum()))
-    return Curve(np.array(bits), np.array(dist))
+    return ModelCurve(np.array(bits), np.array(dist))
 
 
-def bd_rate_of(anchor: Curve, test: Curve, samples: int, margin_db: float = 1.5) -> float:
+def bd_rate_of(anchor: ModelCurve, test: ModelCurve, samples: int, margin_db: float = 1.5) -> float:
     """BD-rate (%, pchip) of ``test``'s lower hull against ``anchor``, PSNR ``10 log10(samples 255^2 / D)``.
 
     Only the test points within ``margin_db`` of the anchor's PSNR range are used, so that the wide
     sweeps of the weighted and preprocessed coders do not bend the fit where the anchor has no points.
     """
-    def psnr(curve: Curve) -> np.ndarray:
-        return 10 * np.log10(samples * 255.0 ** 2 / np.maximum(curve.distortion, 1e-30))
+    def psnr(curve: ModelCurve) -> np.ndarray:
+        return np.array([psnr_from_mse(max(float(d), 1e-30) / samples, 255.0) for d in curve.distortion])
 
     hull = test.lower_hull()
     p_anchor, p_test = psnr(anchor), psnr(hull)
