@@ -28,7 +28,7 @@ from common import OUT, SHARED_DATA, machine, peak_rss_mb, write_results  # noqa
 
 from rrd_pipeline.codecs import get_codec  # noqa: E402
 from rrd.demo_scene import make_demo_scene  # noqa: E402
-from rrd_pipeline.methods import build_context  # noqa: E402
+from rrd_pipeline.methods import RRDOptions, build_context  # noqa: E402
 from rrd_pipeline.sources import SceneSource, load_scene  # noqa: E402
 from rrd_pipeline.stages.evaluate import DEFAULT_METHODS, run_evaluation  # noqa: E402
 
@@ -60,13 +60,13 @@ def main() -> None:
     points = None if args.points is None else [int(p) for p in args.points.split(",")]
     out = OUT / f"generalisation_{scene.name}"
     results: dict[str, dict] = {}
-    rrd_options = {"rrd": {"coded_distortion": True}} if args.coded_distortion else {}
+    rrd_options = RRDOptions(coded_distortion=args.coded_distortion)
     start = time.perf_counter()
     for name in args.codecs:
         codec = get_codec(name)
         entry: dict = {}
         ctx = build_context(scene, codec, views="orbit", orbit_size=args.orbit_size)
-        ctx.options.update(rrd_options)
+        ctx.rrd = rrd_options
         entry["orbit"] = rrd_against_best(run_evaluation(ctx, methods, points, out / f"{name}_orbit"))
         print(f"{name} orbit: rrd {entry['orbit'][1]} % against {entry['orbit'][0]}", flush=True)
         if not args.no_loo:
@@ -75,7 +75,7 @@ def main() -> None:
             held = range(count) if args.folds is None else sorted({i * count // args.folds for i in range(args.folds)})
             for k in held:
                 ctx = build_context(scene, codec, holdout=(k,))
-                ctx.options.update(rrd_options)
+                ctx.rrd = rrd_options
                 folds.append(rrd_against_best(run_evaluation(ctx, methods, points, out / f"{name}_holdout{k}")))
                 print(f"{name} holdout {k}: rrd {folds[-1][1]} % against {folds[-1][0]}", flush=True)
             entry["holdout"], entry["held"] = folds, list(held)

@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED_DATA, machine, peak_rss_mb, write_results  # noqa: E402
 
 from rrd_pipeline.codecs import get_codec  # noqa: E402
-from rrd.preprocess import DEFAULT_ITERATIONS, prepare, preprocess  # noqa: E402
+from rrd.preprocess import prepare, preprocess  # noqa: E402
+from rrd.settings import DEFAULT_SETTINGS  # noqa: E402
 from rrd.rate import get_rate_model  # noqa: E402
 from rrd.render import rasterize_views  # noqa: E402
 from rrd_pipeline.sources import SceneSource, load_scene  # noqa: E402
@@ -42,8 +43,8 @@ SCEAUX = SHARED_DATA / "sceaux_castle"
 def iteration_seconds(problem, rate, param: int, iterations: int, codec=None) -> float:
     """Mean wall time of one iteration (rate model + distortion, value and gradient, and the step)."""
     stamps: list[float] = []
-    preprocess(problem, rate, param, iterations=iterations, progress=lambda *_: stamps.append(time.perf_counter()),
-               codec=codec)
+    preprocess(problem, rate, param, DEFAULT_SETTINGS.replace(iterations=iterations),
+               progress=lambda *_: stamps.append(time.perf_counter()), codec=codec)
     # stamps[0] follows the evaluation at the start; each later stamp one step + one evaluation.
     return (stamps[-1] - stamps[0]) / (len(stamps) - 1)
 
@@ -52,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--codec", default="jpeg")
     parser.add_argument("--param", type=int, default=50, help="JPEG quality or QP")
-    parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS)
+    parser.add_argument("--iterations", type=int, default=DEFAULT_SETTINGS.iterations)
     parser.add_argument("--timing-iterations", type=int, default=5, help="iterations per per-iteration timing")
     parser.add_argument("--scale", type=float, default=1.0, help="photo and camera resize factor in (0, 1]")
     args = parser.parse_args()
@@ -72,7 +73,7 @@ def main() -> None:
     problem = prepare(scene.mesh, scene.atlas, views, "renders")
     t["fold_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    result = preprocess(problem, rate, args.param, iterations=args.iterations)
+    result = preprocess(problem, rate, args.param, DEFAULT_SETTINGS.replace(iterations=args.iterations))
     t["descent_s"] = time.perf_counter() - start
     t["optimisation_s"] = t["rasterize_s"] + t["fold_s"] + t["descent_s"]
     peak_optimisation = peak_rss_mb()

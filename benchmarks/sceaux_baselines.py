@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import OUT, RESULTS, SHARED_DATA, machine, peak_rss_mb  # noqa: E402
 
 from rrd_pipeline.codecs import get_codec  # noqa: E402
-from rrd.preprocess import DEFAULT_ITERATIONS  # noqa: E402
-from rrd_pipeline.methods import build_context  # noqa: E402
+from rrd.settings import DEFAULT_SETTINGS  # noqa: E402
+from rrd_pipeline.methods import RRDOptions, build_context  # noqa: E402
 from rrd_pipeline.report import write_report  # noqa: E402
 from rrd_pipeline.sources import SceneSource, load_scene  # noqa: E402
 from rrd_pipeline.stages.evaluate import DEFAULT_METHODS, check_request, run_evaluation  # noqa: E402
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--codecs", nargs="+", default=["jpeg", "hevc", "vvc"])
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated methods")
     parser.add_argument("--views", default="source", choices=["source", "orbit", "both"])
-    parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS, help="gradient steps of the rrd methods")
+    parser.add_argument("--iterations", type=int, default=DEFAULT_SETTINGS.iterations, help="gradient steps of the rrd methods")
     parser.add_argument("--coded-distortion", action="store_true", help="rrd methods with the codec in the loop")
     parser.add_argument("--tag", default="baselines", help="results go to benchmarks/results/sceaux_<tag>_<codec>.*")
     args = parser.parse_args()
@@ -66,8 +66,7 @@ def main() -> None:
     start = time.perf_counter()
     bar = lambda items: tqdm(items, desc="rasterizing", unit="view", leave=False, disable=None)  # noqa: E731
     base = build_context(scene, get_codec(args.codecs[0]), views=args.views, progress=bar)
-    base.options.update({m: {"iterations": args.iterations, "coded_distortion": args.coded_distortion}
-                         for m in ("rrd", "rrd-fixed")})
+    base.rrd = RRDOptions(DEFAULT_SETTINGS.replace(iterations=args.iterations), coded_distortion=args.coded_distortion)
     timings["context_s"] = time.perf_counter() - start
     cam = scene.cameras[0]
     print(f"scene {scene.name}: {len(scene.cameras)} views of {cam.width}x{cam.height}, atlas "

@@ -8,7 +8,7 @@ in one mapping is an error rather than silently replaced)::
     workdir: out/demo           # relative to the file's folder, or absolute; default: out/<pipeline>
     stages:                     # any order; they run in dependency order (ties: file order)
       - id: scene               # unique, letters, digits, "_" and "-", not starting with a digit
-        stage: load_demo        # a key of rrd_pipeline.stage.STAGES
+        stage: load             # a key of rrd_pipeline.stage.STAGES
         params: {seed: 0}       # fields of the stage's params dataclass; omitted ones keep defaults
       - id: padded
         stage: pad

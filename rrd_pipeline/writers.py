@@ -51,10 +51,13 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
     the suffix of ``path`` (so format detection by ending still works). If the body raises, the
     temporary file is deleted and ``path`` is left as it was. Missing parent folders are created.
 
-    Example::
-
-        with atomic_write("out/texture_1001.png") as tmp:
-            Image.fromarray(pixels).save(tmp, format="PNG")
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> path = Path(tempfile.mkdtemp()) / "out" / "texture_1001.png"
+    >>> with atomic_write(path) as tmp:
+    ...     Image.new("RGB", (4, 4)).save(tmp, format="PNG")
+    >>> sorted(p.name for p in path.parent.iterdir())
+    ['texture_1001.png']
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

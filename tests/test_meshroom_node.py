@@ -107,6 +107,10 @@ def test_node_choices_are_accepted_by_rrd():
     inputs = _attributes(_node_class(), "inputs")
     assert set(inputs["codec"]["values"]) == set(CODECS)
     assert set(inputs["init"]["values"]) == set(PADDING_METHODS)
+    # the node's defaults are the tuned ones (rrd.settings)
+    assert inputs["iterations"]["value"] == DEFAULT_SETTINGS.iterations
+    assert inputs["lambdaScale"]["value"] == DEFAULT_SETTINGS.lambda_scale
+    assert inputs["init"]["value"] == DEFAULT_SETTINGS.init
     for name in ("reference", "device", "backend"):
         assert inputs[name]["values"] == list(typing.get_args(typing.get_type_hints(OptimizeParams)[name]))
     # the two optional flags are only written when their attribute is enabled by a toggle
