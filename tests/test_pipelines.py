@@ -147,3 +147,24 @@ def test_a_mistake_in_an_example_names_its_line(tmp_path):
     assert result.exit_code == 2 and result.output.strip() == f"error: {message}"
     with pytest.raises(InputError, match=r"--set optimized.iteration=2: .*iteration"):
         load_pipeline(PIPELINES / "demo.yaml", ["optimized.iteration=2"])
+
+
+@pytest.mark.parametrize("params, message", [
+    ("{init: sppp}", "parameter 'init': invalid choice 'sppp' (valid: none, dilate, pushpull, spp"),
+    ("{iterations: -1}", "iterations -1 is out of range; valid: an integer >= 1"),
+    ("{iterations: 0}", "iterations 0 is out of range; valid: an integer >= 1"),
+    ("{lambda_scale: -1}", "lambda_scale -1.0 is out of range; valid: a number > 0"),
+    ("{codec: hevc, param: 70}", "hevc qp 70 is out of range; valid: 0..51"),
+    ("{codec: webp}", "parameter 'codec': invalid choice 'webp' (valid: jpeg, hevc, vvc)"),
+    ("{backend: opengl}", "parameter 'backend': invalid choice 'opengl' (valid: auto, nvdiffrast, embree, cpu)"),
+])
+def test_every_optimize_parameter_is_checked_at_validation(tmp_path, params, message):
+    """A misspelt choice or a value out of its range fails when the pipeline is validated, before anything
+    runs, with the file, the line and the valid values."""
+    bad = tmp_path / "p.yaml"
+    bad.write_text(f"stages:\n  - id: scene\n    stage: load\n  - id: optimized\n    stage: optimize\n"
+                   f"    inputs: {{scene: scene}}\n    params: {params}\n")
+    with pytest.raises(InputError) as err:
+        load_pipeline(bad)
+    assert str(err.value).startswith(f"{bad}:") and message in str(err.value), str(err.value)
+    assert not (tmp_path / "out").exists()
