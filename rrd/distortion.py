@@ -61,11 +61,13 @@ class QuadraticDistortion(DistortionModel):
         form: the form, in ``T - centre`` when a centre is given (:meth:`QuadraticForm.centred`).
         scale: see the module docstring.
         centre: (M, C) the expansion point of ``form`` (the original atlas), or None for a form in ``T``.
+        view_pixels: the pixels each folded view counts (0: the view adds nothing), in view order.
     """
 
     form: QuadraticForm
     scale: float
     centre: torch.Tensor | None = None
+    view_pixels: tuple[int, ...] = ()
     # Two (M, C) work buffers kept between evaluations: a fresh 200 MB tensor (4096^2 atlas) costs its
     # page faults, more than the arithmetic done in it.
     _work: list[torch.Tensor] = field(default_factory=list, init=False, repr=False, compare=False)
@@ -76,7 +78,7 @@ class QuadraticDistortion(DistortionModel):
 
     def to(self, device: torch.device | str, dtype: torch.dtype = torch.float32) -> "QuadraticDistortion":
         centre = None if self.centre is None else self.centre.to(device, dtype)
-        return QuadraticDistortion(self.form.to(device, dtype), self.scale, centre)
+        return QuadraticDistortion(self.form.to(device, dtype), self.scale, centre, self.view_pixels)
 
     def value_and_gradient(self, T: torch.Tensor) -> tuple[float, torch.Tensor]:
         if not (self._work and self._work[0].shape == T.shape and self._work[0].dtype == T.dtype
@@ -100,6 +102,7 @@ class RenderedDistortion(DistortionModel):
     prior_target: torch.Tensor
     scale: float
     render_weight: torch.Tensor  # (M,) sum over pixels of w_p * tap_weight^2: the views' Hessian diagonal / 2
+    view_pixels: tuple[int, ...] = ()  # as QuadraticDistortion's
 
     @property
     def hessian_diagonal(self) -> torch.Tensor:
@@ -141,6 +144,10 @@ def build_distortion(views: Sequence[View], atlas_shape: tuple[int, int, int], o
         progress: called with the index of each view folded.
     Returns:
         A :class:`DistortionModel`; in float64 (cast a :class:`QuadraticDistortion` with ``to`` for speed).
+        Its ``view_pixels`` counts the pixels of each view that count (0 for a view that sees none of the
+        mesh, or, with the renders reference, whose pixels all touch a seam).
+    Raises:
+        InputError: no view has a pixel to count: there is nothing to optimise the atlas from.
     """
     if reference not in REFERENCES:
         raise InputError(f"unknown distortion reference {reference!r}; choose one of {', '.join(REFERENCES)}")
@@ -153,6 +160,7 @@ def build_distortion(views: Sequence[View], atlas_shape: tuple[int, int, int], o
     original = original.double()  # once: every view gathers its reference colours from it
     acc = QuadraticAccumulator(M, W, C)
     kept: list[tuple[Taps, torch.Tensor, torch.Tensor]] = []
+    counted: list[int] = []
     for i, view in enumerate(views):
         taps = view_taps(view, atlas_shape)
         if reference == "renders":
@@ -161,11 +169,15 @@ def build_distortion(views: Sequence[View], atlas_shape: tuple[int, int, int], o
         else:
             weight = torch.ones(len(view.pixels), dtype=torch.float64)
             ref = photos[i][view.pixels].double()
+        counted.append(int((weight > 0).sum()))
         acc.add(taps, ref, weight)
         if mode == "rendered":
             kept.append((taps, ref, weight))
         if progress is not None:
             progress(i)
+    if not any(counted):
+        raise InputError(f"none of the {len(views)} views sees the mesh (no pixel to compare with the "
+                         f"{reference}): there is nothing to optimise the atlas from")
     form = acc.form()
     del acc  # its table is the largest buffer of the fold
     seen = form.diag > 0
@@ -173,6 +185,7 @@ def build_distortion(views: Sequence[View], atlas_shape: tuple[int, int, int], o
     scale = 255.0 ** 2 * n_seen / max(form.weight_sum, 1e-12)
     prior_weight = prior * (float(form.diag[seen].median()) if n_seen else 1.0) * used.to(torch.float64)
     if mode == "quadratic":
-        return QuadraticDistortion(form.with_prior(prior_weight, original).centred(original), scale, original)
+        return QuadraticDistortion(form.with_prior(prior_weight, original).centred(original), scale, original,
+                                   tuple(counted))
     return RenderedDistortion([k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept],
-                              prior_weight, original, scale, form.diag)
+                              prior_weight, original, scale, form.diag, tuple(counted))

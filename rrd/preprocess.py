@@ -53,12 +53,20 @@ class Problem:
         keep: (T, H, W) bool, texels a bilinear tap of some triangle can read (``KEEP_MARGIN``): the initial
             padding fills only outside them, so the start renders exactly like the original.
         distortion: the folded distortion model.
+        view_names: the folded views' camera names, in order.
     """
 
     atlas: Atlas
     used: np.ndarray
     keep: np.ndarray
     distortion: DistortionModel
+    view_names: tuple[str, ...] = ()
+
+    @property
+    def unseen_views(self) -> list[str]:
+        """Names of the views that add nothing: they see none of the mesh, or (renders reference) every
+        pixel they see touches a seam."""
+        return [n for n, c in zip(self.view_names, self.distortion.view_pixels) if c == 0]
 
 
 def prepare(mesh: TexturedMesh, atlas: Atlas, views: Sequence[View], reference: str = "renders",
@@ -89,7 +97,8 @@ def prepare(mesh: TexturedMesh, atlas: Atlas, views: Sequence[View], reference: 
                             flat_photos, prior=prior, mode=mode, progress=progress)
     if mode == "quadratic":
         dist = dist.to("cpu", torch.float32)
-    return Problem(atlas=atlas, used=used, keep=keep, distortion=dist)
+    return Problem(atlas=atlas, used=used, keep=keep, distortion=dist,
+                   view_names=tuple(v.camera.name for v in views))
 
 
 def preprocess(problem: Problem, rate: RateModel, param: int, settings: OptimizeSettings = DEFAULT_SETTINGS,

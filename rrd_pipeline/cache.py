@@ -8,10 +8,11 @@ A completed stage folder ``<cache root>/<stage id>-<key>/`` holds::
     ...            any files the stage wrote itself
 
 Recorded paths are relative to the stage folder when they lie inside it, else absolute. A stage
-runs in a temporary sibling folder ``.tmp-<stage id>-<key>-*``; its outputs, manifest and ``done``
+runs in a temporary sibling folder ``.tmp-<stage id>-<key>-<pid>-*``; its outputs, manifest and ``done``
 are written there and the folder is then renamed to its final name in one ``os.replace``, so a final
 folder is either complete or absent. An interrupted run leaves no final folder (and a ``.tmp-*``
-folder only when the process was killed outright; those can be deleted).
+folder only when the process was killed outright: :func:`remove_stale` removes those whose process is
+gone).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -28,7 +30,8 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["fingerprint", "cache_key", "is_complete", "load_outputs", "staging", "commit"]
+__all__ = ["fingerprint", "cache_key", "is_complete", "load_outputs", "staging", "commit", "relocated",
+           "remove_stale"]
 
 _MANIFEST = "outputs.json"
 _DONE = "done"
@@ -102,12 +105,33 @@ def load_outputs(folder: Path) -> dict[str, Any]:
 def staging(final: Path) -> Iterator[Path]:
     """A fresh temporary folder next to ``final``, removed if the block raises (even KeyboardInterrupt)."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent)).absolute()
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-{os.getpid()}-", dir=final.parent)).absolute()
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def remove_stale(root: Path) -> list[Path]:
+    """Remove the temporary folders under ``root`` left by processes that no longer run; returns them."""
+    removed = []
+    for tmp in root.glob(".tmp-*") if root.is_dir() else ():
+        match = re.search(r"-(\d+)-[^-]*$", tmp.name)
+        if tmp.is_dir() and match and not _alive(int(match.group(1))):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def commit(tmp: Path, final: Path, outputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -140,12 +164,17 @@ def commit(tmp: Path, final: Path, outputs: Mapping[str, Any]) -> dict[str, Any]
         if not (final / _DONE).is_file():
             raise
         shutil.rmtree(tmp, ignore_errors=True)
-    return {name: _moved(value, tmp, final) for name, value in outputs.items()}
+    return relocated(outputs, tmp, final)
 
 
 def _record(path: Path, tmp: Path) -> str:
     path = path.absolute()
     return str(path.relative_to(tmp)) if path.is_relative_to(tmp) else str(path)
+
+
+def relocated(outputs: Mapping[str, Any], tmp: Path, final: Path) -> dict[str, Any]:
+    """``outputs`` with the paths (and lists of paths) that were inside ``tmp`` pointing into ``final``."""
+    return {name: _moved(value, tmp, final) for name, value in outputs.items()}
 
 
 def _moved(value: Any, tmp: Path, final: Path) -> Any:

@@ -1,7 +1,8 @@
 """The ``rrd`` command line: one short function per command, each calling the stages or the library.
 
-Exit codes: 0 success, 1 a pipeline finished with failed scenes, 2 bad input (one line on stderr
-naming the file and the problem; typer's own usage errors also exit 2).
+Exit codes: 0 success, 1 a pipeline finished with failed scenes, 2 bad input or a bad output place (one
+line on stderr naming the file and the problem; typer's own usage errors also exit 2). Every option is
+checked, and the output folder tried, before the scene is loaded.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rrd_pipeline.choices import (BackendChoice, CodecChoice, DeviceChoice, Filt
                                   ReferenceChoice, ViewSetChoice)
 from rrd.viewpoints import ORBIT_SIZE
 from rrd_pipeline.methods import METHODS
+from rrd_pipeline.places import check_output_dir, place_error
 from rrd_pipeline.sources import SceneSource, load_scene
 from rrd_pipeline.stages import call_stage, stage_params
 from rrd_pipeline.stages.evaluate import DEFAULT_METHODS
@@ -83,7 +85,8 @@ def options(log_level: Annotated[str, typer.Option("--log-level", help="fatal, e
 
 
 def user_errors(func: Callable) -> Callable:
-    """Turn InputError into one line on stderr and exit code 2 (no traceback for user mistakes)."""
+    """Turn InputError, and a write that failed for the place's fault (permission, read-only or full disk),
+    into one line on stderr and exit code 2 (no traceback for user mistakes)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -91,6 +94,12 @@ def user_errors(func: Callable) -> Callable:
             return func(*args, **kwargs)
         except InputError as exc:
             typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except OSError as exc:
+            error = place_error(exc)
+            if error is None:
+                raise
+            typer.echo(f"error: {error}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -108,6 +117,7 @@ def render(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: Mesh
     """Render every source view with the original atlas; write renders, side-by-sides and a PSNR table."""
     params = dict(filter=filter, backend=backend)
     stage_params("render", **params)
+    check_output_dir(out)
     scene = load_scene(_source(colmap, sfm, mesh, images, scale, seed))
     result = call_stage("render", out, {"scene": scene}, **params)
     typer.echo((out / "psnr.md").read_text())
@@ -132,11 +142,15 @@ def optimize(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: Me
     params = dict(codec=codec, param=param, lam=lam, lambda_scale=lambda_scale, iterations=iterations,
                   reference=reference, init=init, device=device, backend=backend, coded_distortion=coded_distortion)
     stage_params("optimize", **params)  # every value checked before the scene is loaded
+    check_output_dir(out)
     scene = load_scene(_source(colmap, sfm, mesh, images, scale, seed))
     result = call_stage("optimize", out, {"scene": scene}, **params)
-    summary = result["summary"]
-    typer.echo(f"estimated {summary['est_kB']} kB ({summary['est_saving_%']}% below the padded start); "
-               f"wrote {result['mesh']} and {result['record']}")
+    s = result["summary"]
+    name = "quality" if "quality" in s else "qp"
+    typer.echo(f"texture as {s['codec']} {name} {s[name]}: {s['start_kB']} kB padded ({init}) -> {s['kB']} kB "
+               f"optimised (measured: {-s['saving_%']:+.1f} % bytes, rendering distortion "
+               f"{s['distortion_%']:+.1f} %; the rate model estimated {-s['estimated_saving_%']:+.1f} % bits)")
+    typer.echo(f"wrote {result['mesh']} (lossless tiles beside it) and {result['record']}")
 
 
 @app.command()
@@ -151,6 +165,7 @@ def demo(out: OutOpt = Path("demo_out"), seed: SeedOpt = 0,
     params = dict(codec=codec, methods=("none", "spp", "hbf", "rrd"), reference="photos", iterations=iterations,
                   points=None if point_values is None else tuple(point_values))
     stage_params("evaluate", **params)
+    check_output_dir(out)
     scene = load_scene(SceneSource(seed=seed))
     call_stage("render", out / "render", {"scene": scene})
     typer.echo((out / "render" / "psnr.md").read_text())
@@ -166,7 +181,7 @@ def run(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
     """Run a YAML pipeline (validated before anything runs; resumes from its cache)."""
     from rrd_pipeline.graph import run_pipeline
 
-    result = run_pipeline(pipeline, set_)
+    result = run_pipeline(pipeline, set_, report=lambda line: typer.echo(line, err=True))
     typer.echo(result.table())
     raise typer.Exit(0 if result.ok else 1)
 
@@ -211,6 +226,7 @@ def evaluate(out: Annotated[Path, typer.Option("--out", "-o", help="Output folde
                   backend=backend, iterations=iterations, lambda_scale=lambda_scale,
                   holdout=tuple(_int_csv("--holdout", holdout) or ()), coded_distortion=coded_distortion)
     stage_params("evaluate", **params)  # every value checked before the scene is loaded
+    check_output_dir(out)
     scene = load_scene(_source(colmap, sfm, mesh, images, scale, seed))
     result = call_stage("evaluate", out, {"scene": scene}, **params)
     typer.echo((out / "report.md").read_text())
@@ -223,6 +239,7 @@ def pad(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: MeshOpt
         scale: ScaleOpt = 1.0, seed: SeedOpt = 0,
         method: Annotated[PaddingChoice, typer.Option(help="Padding method.")] = "spp") -> None:
     """Pad the atlas gutters (texels a render reads kept bit for bit); write the tiles and mesh.obj."""
+    check_output_dir(out)
     scene = load_scene(_source(colmap, sfm, mesh, images, scale, seed))
     result = call_stage("pad", out, {"scene": scene}, method=method)
     typer.echo(f"wrote {result['mesh']} and {len(scene.atlas.udims)} padded tile(s) beside it")

@@ -30,21 +30,27 @@ line ``<file>:<line>: <problem>`` (``--set <text>: <problem>`` for overrides).
 Running (:meth:`Pipeline.run`): each stage's cache key hashes (stage name, stage version, its
 parameters, and the keys and output names of its inputs), so it changes when anything upstream
 changes; a ``Path`` parameter counts with the size and mtime of its file(s), so editing an input
-file re-runs the stage that reads it. A stage whose folder ``<scene workdir>/.cache/<id>-<key>`` is complete is not run ("cached"
-in the log; its outputs are unpickled only if a running stage or the result needs them). Otherwise
-the stage runs in a temporary folder renamed into place once it returns (:mod:`rrd_pipeline.cache`),
-so an interrupted run resumes after the last completed stage. In a batch a failing scene is recorded
-and the next one runs; a single-scene run re-raises. The ``summary`` output (a dict) of the last stage
-in run order, if it declares one, fills the columns of :meth:`RunResult.table`.
+file re-runs the stage that reads it. A stage whose folder ``<scene workdir>/.cache/<id>-<key>`` is complete is
+not run ("reused from cache"; its outputs are unpickled only if a running stage or the result needs them).
+Otherwise the stage runs in a temporary folder renamed into place once it returns (:mod:`rrd_pipeline.cache`),
+so an interrupted run resumes after the last completed stage; temporary folders of runs that were killed are
+removed when the next run starts. ``<scene workdir>/<id>`` is a link to the stage's current folder, where its
+files are. Each stage reports one line (ran or reused, and where). The scene workdir is checked before
+anything runs (:func:`rrd_pipeline.places.check_output_dir`). In a batch a failing scene is reported in one
+line and the next one runs (the traceback of an error that is not the user's goes to
+``<scene workdir>/failure.log``); a single-scene run re-raises. The ``summary`` output (a dict) of the last
+stage in run order, if it declares one, fills the columns of :meth:`RunResult.table`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
-from collections.abc import Mapping, Sequence
+import traceback
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +60,7 @@ from tqdm import tqdm
 
 from rrd.errors import InputError
 from rrd_pipeline import cache
+from rrd_pipeline.places import check_output_dir, place_error
 from rrd_pipeline.stage import STAGES, StageContext, StageSpec, coerce_param, make_params
 
 __all__ = ["StageNode", "ScenePlan", "Pipeline", "SceneResult", "RunResult", "load_pipeline",
@@ -114,20 +121,35 @@ class Pipeline:
     scenes: tuple[ScenePlan, ...]
     batch: bool
 
-    def run(self) -> RunResult:
-        """Run every scene (see the module docstring); returns what ran, what was cached, the outputs."""
+    def run(self, report: Callable[[str], None] | None = None) -> RunResult:
+        """Run every scene (see the module docstring); returns what ran, what was cached, the outputs.
+
+        Args:
+            report: called with one line per stage (ran or reused, and where its files are) and per
+                failed scene; default: the log at level INFO (WARNING for failures).
+        """
         results = []
         for scene in self.scenes:
             result = SceneResult(scene.name)
             start = time.perf_counter()
             try:
-                _run_scene(self, scene, result)
+                _run_scene(self, scene, result, report or log.info)
             except Exception as exc:
                 if not self.batch:
                     raise
                 result.status = "failed"
-                result.error = f"stage {result.failed_stage!r}: {type(exc).__name__}: {exc}"
-                log.exception("scene %r failed in stage %r", scene.name, result.failed_stage)
+                user = exc if isinstance(exc, InputError) else place_error(exc) if isinstance(exc, OSError) else None
+                if user is not None:
+                    result.error = f"stage {result.failed_stage!r}: {user}"
+                else:
+                    trace = scene.workdir / "failure.log"
+                    try:
+                        trace.write_text(traceback.format_exc(), encoding="utf-8")
+                        where = f" (traceback in {trace})"
+                    except OSError:
+                        where = ""
+                    result.error = f"stage {result.failed_stage!r}: {type(exc).__name__}: {exc}{where}"
+                (report or log.warning)(f"{scene.name}: failed: {result.error}")
             result.seconds = time.perf_counter() - start
             results.append(result)
         return RunResult(self.name, tuple(results))
@@ -144,7 +166,8 @@ class SceneResult:
         ran, cached: stage ids that ran / were found in the cache, in run order.
         outputs: outputs of the sink stages (those no other stage reads): stage id -> name -> value.
         summary: the last stage's ``summary`` output ({} when it has none or the scene failed).
-        failed_stage, error: where and why a failed scene failed (``"Type: message"``).
+        failed_stage, error: where and why a failed scene failed (one line).
+        folders: stage id -> where its files are (the link ``<scene workdir>/<id>``).
     """
 
     name: str
@@ -156,6 +179,7 @@ class SceneResult:
     summary: dict[str, Any] = field(default_factory=dict)
     failed_stage: str | None = None
     error: str | None = None
+    folders: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -244,9 +268,10 @@ def load_pipeline(path: str | Path, overrides: Sequence[str] = ()) -> Pipeline:
     return Pipeline(name, path, workdir, tuple(nodes), tuple(scenes), scenes_raw is not None)
 
 
-def run_pipeline(path: str | Path, overrides: Sequence[str] = ()) -> RunResult:
-    """``load_pipeline(path, overrides).run()``: validate, then run; see :meth:`Pipeline.run`."""
-    return load_pipeline(path, overrides).run()
+def run_pipeline(path: str | Path, overrides: Sequence[str] = (),
+                 report: Callable[[str], None] | None = None) -> RunResult:
+    """``load_pipeline(path, overrides).run(report)``: validate, then run; see :meth:`Pipeline.run`."""
+    return load_pipeline(path, overrides).run(report)
 
 
 class _Source:
@@ -468,8 +493,10 @@ def _parse_scene(src: _Source, i: int, entry: Any, by_id: dict[str, StageNode],
     return name, workdir / name, params, keys
 
 
-def _run_scene(pipeline: Pipeline, scene: ScenePlan, result: SceneResult) -> None:
+def _run_scene(pipeline: Pipeline, scene: ScenePlan, result: SceneResult, report: Callable[[str], None]) -> None:
     """Run or load each stage in order, recording progress in ``result`` (updated even on failure)."""
+    check_output_dir(scene.workdir)
+    cache.remove_stale(scene.workdir / ".cache")
     read = {u for n in pipeline.nodes for u, _ in n.inputs.values()}
     folders: dict[str, Path] = {}
     keys: dict[str, str] = {}
@@ -487,17 +514,22 @@ def _run_scene(pipeline: Pipeline, scene: ScenePlan, result: SceneResult) -> Non
             keys[node.id] = cache.cache_key(node.spec.name, node.spec.version, params,
                                             {n: [keys[u], o] for n, (u, o) in sorted(node.inputs.items())})
             folders[node.id] = scene.workdir / ".cache" / f"{node.id}-{keys[node.id]}"
+            visible = scene.workdir / node.id
             if cache.is_complete(folders[node.id]):
-                log.info("%s: %s cached", scene.name, node.id)
                 result.cached.append(node.id)
+                done = "reused from cache"
             else:
                 try:
                     inputs = {n: outputs_of(u)[o] for n, (u, o) in node.inputs.items()}
+                    start = time.perf_counter()
                     values[node.id] = _execute(node, params, inputs, folders[node.id], scene.name, bar)
                 except BaseException:
                     result.failed_stage = node.id
                     raise
                 result.ran.append(node.id)
+                done = f"ran in {time.perf_counter() - start:.1f} s"
+            result.folders[node.id] = _link(visible, folders[node.id])
+            report(f"{scene.name}: {node.id} ({node.spec.name}) {done} -> {result.folders[node.id]}")
             bar.update()
     result.outputs = {n.id: outputs_of(n.id) for n in pipeline.nodes if n.id not in read}
     last = pipeline.nodes[-1]
@@ -510,8 +542,6 @@ def _execute(node: StageNode, params: Any, inputs: dict[str, Any], folder: Path,
     def progress(fraction: float, message: str = "") -> None:
         bar.set_postfix_str(f"{node.id} {fraction:.0%} {message}".rstrip())
 
-    log.info("%s: %s running", scene, node.id)
-    start = time.perf_counter()
     with cache.staging(folder) as tmp:
         stage_log = logging.getLogger(f"rrd_pipeline.stage.{node.spec.name}")
         ctx = StageContext(node.id, scene, tmp, progress, stage_log)
@@ -520,6 +550,18 @@ def _execute(node: StageNode, params: Any, inputs: dict[str, Any], folder: Path,
             got = sorted(outputs) if isinstance(outputs, Mapping) else type(outputs).__name__
             raise TypeError(f"{_label(node.id, node.spec)} returned {got}, declared outputs "
                             f"{sorted(node.spec.outputs)}")
-        outputs = cache.commit(tmp, folder, outputs)
-    log.info("%s: %s done in %.2f s", scene, node.id, time.perf_counter() - start)
-    return outputs
+        return cache.commit(tmp, folder, outputs)
+
+
+def _link(visible: Path, folder: Path) -> Path:
+    """Point the link ``visible`` at the stage folder ``folder``; returns where the files are to be seen.
+
+    A file or folder of the user's at ``visible`` is left alone, and the stage folder itself is returned.
+    """
+    if visible.exists() and not visible.is_symlink():
+        return folder
+    tmp = visible.with_name(f".{visible.name}.link-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(os.path.relpath(folder, visible.parent), target_is_directory=True)
+    os.replace(tmp, visible)
+    return visible

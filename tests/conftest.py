@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# Resolved: ../shared may be a link, and the pipelines' paths are compared with it once resolved.
+SHARED_DATA = (Path(__file__).resolve().parents[1].parent / "shared" / "data").resolve()
 
 
 def shared_path(*parts: str) -> Path:

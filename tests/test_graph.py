@@ -7,6 +7,8 @@ afterwards; each counts its calls so the tests can tell a run from a cache hit.
 from __future__ import annotations
 
 import logging
+import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +64,7 @@ def t_flaky(ctx: StageContext, params: object, values: np.ndarray) -> dict:
 class ReportParams:
     title: str = "report"
     fail: bool = False
+    user_error: bool = False
 
 
 @stage("t_report", params=ReportParams, inputs={"values": "array"},
@@ -71,6 +74,8 @@ def t_report(ctx: StageContext, params: ReportParams, values: np.ndarray) -> dic
     CALLS["t_report"] += 1
     if params.fail:
         raise RuntimeError(f"{params.title}: asked to fail")
+    if params.user_error:
+        raise InputError(f"{params.title}: a user's mistake")
     path = ctx.out_dir / "report.txt"
     path.write_text(f"{params.title} {values.sum():g}\n", encoding="utf-8")
     return {"file": path, "summary": {"total": float(values.sum()), "title": params.title}}
@@ -144,12 +149,17 @@ def test_run_then_rerun_uses_the_cache(tmp_path, caplog):
     assert CALLS == {"t_source": 1, "t_double": 2}
     assert len(list((tmp_path / "work" / ".cache").glob("*-*"))) == 3
 
-    with caplog.at_level(logging.INFO, logger="rrd_pipeline.graph"):
-        second = run_pipeline(path)
+    lines: list[str] = []
+    second = run_pipeline(path, report=lines.append)
     assert CALLS == {"t_source": 1, "t_double": 2}
     assert (second.scenes[0].ran, second.scenes[0].cached) == ([], ["src", "mid", "end"])
     np.testing.assert_array_equal(second.scenes[0].outputs["end"]["values"], (np.arange(4.0) + 1) * 20)
-    assert sum("cached" in r.getMessage() for r in caplog.records) == 3
+    # one line per stage: reused, and where its files are (a link beside the hidden cache)
+    assert lines == [f"chain: {i} ({s}) reused from cache -> {tmp_path / 'work' / i}"
+                     for i, s in (("src", "t_source"), ("mid", "t_double"), ("end", "t_double"))]
+    for stage_id in ("src", "mid", "end"):
+        link = tmp_path / "work" / stage_id
+        assert link.is_symlink() and (link / "done").is_file() and second.scenes[0].folders[stage_id] == link
 
 
 def test_changed_middle_parameter_reruns_only_downstream(tmp_path):
@@ -370,31 +380,58 @@ scenes:
 
 def test_batch_runs_each_scene_and_continues_after_a_failure(tmp_path, caplog):
     path = write(tmp_path, BATCH)
-    with caplog.at_level(logging.ERROR, logger="rrd_pipeline.graph"):
-        result = run_pipeline(path, ["end.factor=1"])
+    lines: list[str] = []
+    result = run_pipeline(path, ["end.factor=1"], report=lines.append)
     assert [(s.name, s.status) for s in result.scenes] == [("a", "ok"), ("broken", "failed"), ("c", "ok")]
     assert not result.ok
     broken = result.scenes[1]
     assert broken.failed_stage == "report"
-    assert broken.error == "stage 'report': RuntimeError: bad: asked to fail"
+    # not the user's mistake: its traceback is kept in a file the line names
+    trace = tmp_path / "work" / "broken" / "failure.log"
+    assert broken.error == f"stage 'report': RuntimeError: bad: asked to fail (traceback in {trace})"
+    assert "Traceback" in trace.read_text() and "asked to fail" in trace.read_text()
     assert broken.ran == ["src", "mid", "end"] and broken.summary == {}
     assert result.scenes[0].summary == {"total": 12.0, "title": "report"}  # 2 * (0+1+2+3)
     assert result.scenes[2].summary == {"total": 28.0, "title": "cee"}   # 2 * (2+3+4+5)
     for name in ("a", "broken", "c"):
         assert (tmp_path / "work" / name / ".cache").is_dir()
     assert not list((tmp_path / "work" / "broken" / ".cache").glob("report-*"))
-    assert "scene 'broken' failed in stage 'report'" in caplog.text
+    assert f"broken: failed: {broken.error}" in lines
 
     table = result.table().splitlines()
     assert table[0].split() == ["scene", "status", "seconds", "total", "title"]
     assert table[1].split()[:2] == ["a", "ok"] and table[1].split()[3:] == ["12", "report"]
     assert table[2].split()[:2] + table[2].split()[3:] == ["broken", "failed", "-", "-"]
-    assert table[4] == "broken: stage 'report': RuntimeError: bad: asked to fail"
+    assert table[4] == f"broken: {broken.error}"
 
     CALLS.clear()
     again = run_pipeline(path, ["end.factor=1"])
     assert [(s.status, s.ran) for s in again.scenes] == [("ok", []), ("failed", []), ("ok", [])]
     assert CALLS == {"t_report": 1}  # only the failed stage is tried again
+
+
+def test_batch_reports_a_users_mistake_in_one_line_without_traceback(tmp_path):
+    path = write(tmp_path, BATCH)
+    lines: list[str] = []
+    result = run_pipeline(path, ["report.user_error=true"], report=lines.append)
+    assert [s.status for s in result.scenes] == ["failed"] * 3
+    failures = [line for line in lines if "failed" in line]
+    assert len(failures) == 3
+    for name in ("a", "c"):  # scene "broken" fails by a bug of its own first (the test above)
+        assert any(re.fullmatch(rf"{name}: failed: stage 'report': \w+: a user's mistake", line) for line in failures)
+    assert [p.parent.name for p in (tmp_path / "work").rglob("failure.log")] == ["broken"]
+
+
+def test_killed_runs_leave_no_temporary_folder_behind(tmp_path):
+    path = write(tmp_path, CHAIN)
+    cache_dir = tmp_path / "work" / ".cache"
+    cache_dir.mkdir(parents=True)
+    dead = cache_dir / ".tmp-src-abc-999999999-x1y2"  # a pid no process has
+    dead.mkdir()
+    mine = cache_dir / f".tmp-mid-abc-{os.getpid()}-x1y2"  # a live process's: kept
+    mine.mkdir()
+    run_pipeline(path)
+    assert not dead.exists() and mine.exists()
 
 
 def test_single_scene_failure_propagates(tmp_path):

@@ -121,11 +121,12 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
     shutil.copy(PIPELINES / "demo.yaml", demo)  # its workdir is relative: the run stays in tmp_path
     result = CliRunner().invoke(app, ["run", str(demo), *(f"--set={s}" for s in FAST)])
     assert result.exit_code == 0, f"{result.output}{result.exception!r}"
-    assert "est_kB" in result.output.splitlines()[0]  # the optimize summary heads the table
+    assert "saving_%" in result.stdout.splitlines()[0]  # the optimize summary heads the table
+    assert "demo: optimized (optimize) ran in" in result.stderr
     scene = run_pipeline(demo, FAST)
     assert scene.ok and scene.scenes[0].ran == [] and len(scene.scenes[0].cached) == 3
     summary = scene.scenes[0].summary
-    assert summary["est_kB"] > 0
+    assert summary["kB"] > 0 and summary["start_kB"] > 0
     mesh_file = scene.scenes[0].outputs["optimized"]["mesh"]
     assert mesh_file.parent.parent == tmp_path / "out" / "demo" / ".cache"
     mesh, atlas = read_meshroom_obj(mesh_file)

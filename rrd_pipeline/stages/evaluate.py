@@ -206,6 +206,8 @@ def evaluate_stage(ctx: StageContext, params: EvaluateParams, scene: Scene) -> d
     eval_ctx = build_context(scene, codec, params.reference, params.filter, params.views, params.leave_out,
                              params.orbit_count, params.orbit_size, params.backend, bar, params.holdout)
     eval_ctx.rrd = params.rrd_options()
+    for name in eval_ctx.evaluator.dropped:
+        ctx.log.warning("view %s has no pixel to compare (it sees none of the mesh, or only seams): left out", name)
     report = run_evaluation(eval_ctx, names, params.points, ctx.out_dir, params.anchor, params.save_decoded,
                             ctx.progress)
     paths = write_report(ctx.out_dir, report)

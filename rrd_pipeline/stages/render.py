@@ -46,10 +46,14 @@ def render_stage(ctx: StageContext, params: RenderParams, scene: Scene) -> dict[
     if scene.photos is None:
         raise InputError(f"scene {scene.name!r} has no photos to compare the renders with")
     texels = texel_vector(torch.from_numpy(scene.atlas.tiles), params.filter)
-    rows = []
+    rows, unseen = [], []
     for i, (cam, photo) in enumerate(zip(scene.cameras, scene.photos)):
         ctx.progress(i / len(scene.cameras), cam.name)
         view = make_view(rasterize(scene.mesh, cam, params.backend), scene.mesh, scene.atlas, cam)
+        if len(view.pixels) == 0:
+            ctx.log.warning("view %s sees none of the mesh: left out", cam.name)
+            unseen.append(cam.name)
+            continue
         with torch.no_grad():
             image = render(texels, view_taps(view, scene.atlas.tiles.shape[:3], params.filter), view).numpy()
         mask = view.mask().numpy()
@@ -61,8 +65,12 @@ def render_stage(ctx: StageContext, params: RenderParams, scene: Scene) -> dict[
         rows.append({"view": cam.name, "covered": float(mask.mean()), "psnr": psnr(image, reference, mask),
                      "psnr_yuv": psnr_yuv(image, reference, mask)["yuv"]})
     ctx.progress(1.0)
+    if not rows:
+        raise InputError(f"scene {scene.name!r}: none of the {len(scene.cameras)} views sees the mesh; "
+                         "check that the cameras and the mesh are in the same frame")
     mean = {k: mean_psnr([r[k] for r in rows]) for k in ("psnr", "psnr_yuv")}
-    report = {"scene": scene.name, "filter": params.filter, "reference": "photos", "views": rows, "mean": mean}
+    report = {"scene": scene.name, "filter": params.filter, "reference": "photos", "views": rows, "mean": mean,
+              "unseen_views": unseen}
     path = ctx.out_dir / "psnr.json"
     with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(report, indent=2))
