@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -201,18 +201,24 @@ def _check_image(image: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class CodedAtlas(_Sized):
-    """An atlas coded at one operating point.
+    """An atlas coded at one operating point, each page its own image.
 
     Attributes:
-        nbytes: total size of the tiles' bitstreams in bytes.
-        decoded: (T, H, W, 3) float32 decoded texels in [0, 1] (decoded 8-bit codes / 255); ``bpp``
-            is per texel of the whole atlas, ``8 * nbytes / (T * H * W)``.
-        bitstreams: one bitstream per tile, in tile order.
+        nbytes: total size of the pages' bitstreams in bytes.
+        decoded: (T, H, W, 3) float32 decoded texels in [0, 1] (decoded 8-bit codes / 255), on the canvas
+            of the atlas (0 around pages smaller than it).
+        bitstreams: one bitstream per page, in page order.
         seconds: wall-clock time of the codec calls (encode + decode).
+        texels: texels of all pages; ``bpp`` is ``8 * nbytes / texels``, per texel of the whole atlas.
     """
 
     bitstreams: tuple[bytes, ...]
     seconds: float
+    texels: int
+
+    @property
+    def bpp(self) -> float:
+        return self.bits / float(self.texels)
 
 
 def atlas_codes(tiles: np.ndarray) -> np.ndarray:
@@ -224,19 +230,26 @@ def atlas_codes(tiles: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.asarray(tiles, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
 
 
-def code_atlas(codec: Codec, tiles: np.ndarray, param: int) -> CodedAtlas:
-    """Code every tile of an atlas as its own image at one operating point.
+def code_atlas(codec: Codec, tiles: np.ndarray, param: int,
+               sizes: Sequence[tuple[int, int]] | None = None) -> CodedAtlas:
+    """Code every page of an atlas as its own image at one operating point.
 
     Args:
         codec: the codec (built at the edge, e.g. ``rrd_pipeline.codecs.get_codec``).
         tiles: (T, H, W, 3) float texels in [0, 1]; coded as their 8-bit codes (:func:`atlas_codes`).
         param: the codec parameter (JPEG quality or QP).
+        sizes: each page's (height, width) on the canvas (``Atlas.sizes``); default: the whole tiles.
     """
     tiles = np.asarray(tiles)
     if tiles.ndim != 4 or tiles.shape[-1] != 3:
         raise InputError(f"atlas tiles have shape {tiles.shape}, expected (T, H, W, 3)")
+    sizes = [tuple(tiles.shape[1:3])] * len(tiles) if sizes is None else [tuple(s) for s in sizes]
     start = time.perf_counter()
-    coded = [codec.encode(np.ascontiguousarray(codes), param) for codes in atlas_codes(tiles)]
+    coded = [codec.encode(np.ascontiguousarray(codes[:h, :w]), param)
+             for codes, (h, w) in zip(atlas_codes(tiles), sizes)]
     seconds = time.perf_counter() - start
-    decoded = np.stack([c.decoded for c in coded]).astype(np.float32) / np.float32(255.0)
-    return CodedAtlas(sum(c.nbytes for c in coded), decoded, tuple(c.bitstream for c in coded), seconds)
+    decoded = np.zeros(tiles.shape, dtype=np.float32)
+    for t, c in enumerate(coded):
+        decoded[t, :c.decoded.shape[0], :c.decoded.shape[1]] = c.decoded.astype(np.float32) / np.float32(255.0)
+    return CodedAtlas(sum(c.nbytes for c in coded), decoded, tuple(c.bitstream for c in coded), seconds,
+                      sum(h * w for h, w in sizes))

@@ -292,7 +292,7 @@ def build_evaluator(scene: Scene, source_views: Sequence[View], used: np.ndarray
     check_evaluation(scene, reference, filter, views, leave_out)
     if len(source_views) != len(scene.cameras):
         raise ValueError(f"{len(source_views)} source views for {len(scene.cameras)} cameras")
-    T, H, W = scene.atlas.tiles.shape[:3]
+    shape = scene.atlas.shape
     flags = used_texel_vector(used, filter)
     original = texel_vector(torch.from_numpy(scene.atlas.tiles), filter) if reference == "renders" else None
     chosen: list[tuple[View, str, np.ndarray | None]] = []
@@ -306,12 +306,12 @@ def build_evaluator(scene: Scene, source_views: Sequence[View], used: np.ndarray
         chosen += [(v, "orbit", None) for v in rasterize_views(scene.mesh, scene.atlas, cameras, backend, progress)]
     built, dropped = [], []
     for view, kind, photo in chosen:
-        ev = evaluation_view(view, kind, (T, H, W), filter, flags, original, photo)
+        ev = evaluation_view(view, kind, shape, filter, flags, original, photo)
         (built if ev.n_counted else dropped).append(ev)
     if not built:
         raise InputError(f"scene {scene.name!r}: no evaluation view has a pixel to compare "
                          f"(views {views!r}, {len(leave_out)} left out)")
-    return Evaluator(tuple(built), (T, H, W), filter, reference, tuple(v.name for v in dropped))
+    return Evaluator(tuple(built), shape, filter, reference, tuple(v.name for v in dropped))
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ Useful margins:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from rrd.errors import InputError
@@ -38,7 +40,7 @@ _EPS_TEXELS = 1e-6
 
 
 def texel_coverage(uv_local: np.ndarray, face_tile: np.ndarray, n_tiles: int, height: int,
-                   width: int, margin: float) -> np.ndarray:
+                   width: int, margin: float, page_sizes: Sequence[tuple[int, int]] | None = None) -> np.ndarray:
     """Mark the texels of each atlas tile that the UV triangles of its faces touch.
 
     Args:
@@ -46,13 +48,16 @@ def texel_coverage(uv_local: np.ndarray, face_tile: np.ndarray, n_tiles: int, he
             [0, 1] (``TexturedMesh.local_uv()``); parts of a triangle outside the tile are ignored.
         face_tile: (F,) int index of each face's tile, in 0..n_tiles-1.
         n_tiles: T, the number of tiles.
-        height, width: H, W, the tile size in texels.
+        height, width: H, W, the tile (canvas) size in texels.
         margin: half-width in texels (>= 0) of the square around each texel centre tested against
             the closed triangle: 0.5 = texels the triangle overlaps, 1.0 = the triangle grown by one
             texel (what bilinear sampling can read), 0 = texel centres inside the closed triangle.
+        page_sizes: each page's (height, width) where pages are smaller than the canvas
+            (:class:`rrd.scene.AtlasShape`); a face's UVs then address its own page.
 
     Returns:
-        (T, H, W) bool, True where some triangle of that tile intersects the texel's square.
+        (T, H, W) bool, True where some triangle of that tile intersects the texel's square (never
+        outside a page).
     """
     uv = np.asarray(uv_local)
     tiles = np.asarray(face_tile)
@@ -75,19 +80,23 @@ def texel_coverage(uv_local: np.ndarray, face_tile: np.ndarray, n_tiles: int, he
     if uv.shape[0] == 0:
         return covered
 
+    sizes = np.asarray(page_sizes if page_sizes is not None else [(height, width)] * n_tiles, dtype=np.int64)
+    if sizes.shape != (n_tiles, 2) or (sizes < 1).any() or (sizes[:, 0] > height).any() or (sizes[:, 1] > width).any():
+        raise InputError(f"page sizes {sizes.tolist()} do not fit {n_tiles} tiles of {width}x{height} texels")
+    face_h, face_w = sizes[tiles, 0], sizes[tiles, 1]
     xy = np.empty(uv.shape, dtype=np.float64)
-    xy[..., 0] = uv[..., 0].astype(np.float64) * width
-    xy[..., 1] = (1.0 - uv[..., 1].astype(np.float64)) * height
+    xy[..., 0] = uv[..., 0].astype(np.float64) * face_w[:, None]
+    xy[..., 1] = (1.0 - uv[..., 1].astype(np.float64)) * face_h[:, None]
     grow = float(margin) + _EPS_TEXELS
 
     # x / y axes of the separating-axis test: the candidate texel ranges themselves.
     # Texel c's square [c + 0.5 - grow, c + 0.5 + grow] meets [xmin, xmax] iff
     # xmin - 0.5 - grow <= c <= xmax - 0.5 + grow.
     lo_xy, hi_xy = xy.min(axis=1), xy.max(axis=1)
-    col0 = np.clip(np.ceil(lo_xy[:, 0] - 0.5 - grow), 0, width).astype(np.int64)
-    col1 = np.clip(np.floor(hi_xy[:, 0] - 0.5 + grow), -1, width - 1).astype(np.int64)
-    row0 = np.clip(np.ceil(lo_xy[:, 1] - 0.5 - grow), 0, height).astype(np.int64)
-    row1 = np.clip(np.floor(hi_xy[:, 1] - 0.5 + grow), -1, height - 1).astype(np.int64)
+    col0 = np.clip(np.ceil(lo_xy[:, 0] - 0.5 - grow), 0, face_w).astype(np.int64)
+    col1 = np.clip(np.floor(hi_xy[:, 0] - 0.5 + grow), -1, face_w - 1).astype(np.int64)
+    row0 = np.clip(np.ceil(lo_xy[:, 1] - 0.5 - grow), 0, face_h).astype(np.int64)
+    row1 = np.clip(np.floor(hi_xy[:, 1] - 0.5 + grow), -1, face_h - 1).astype(np.int64)
     n_cols = np.maximum(col1 - col0 + 1, 0)
     n_rows = np.maximum(row1 - row0 + 1, 0)
     counts = n_cols * n_rows

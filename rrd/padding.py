@@ -62,6 +62,7 @@ comes back as an unchanged copy.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import Callable
 
 import numpy as np
@@ -69,7 +70,7 @@ import numpy as np
 from rrd.errors import InputError
 from rrd.registry import Registry
 
-__all__ = ["pad", "PADDING_METHODS"]
+__all__ = ["pad", "pad_pages", "PADDING_METHODS"]
 
 # A method takes ``values`` (C, H, W) float32 with empty texels set to 0 and ``keep`` (H, W) bool
 # (True = occupied, never changed) plus its keyword parameters, and returns (C, H, W) float32.
@@ -80,6 +81,23 @@ PADDING_METHODS: Registry[PaddingMethod] = Registry("padding method")
 _CROSS = ((-1, 0, 1.0), (1, 0, 1.0), (0, -1, 1.0), (0, 1, 1.0))
 _BLENDER_EXTEND = ((-1, 0, 2.0), (1, 0, 2.0), (0, -1, 2.0), (0, 1, 2.0),
                    (-1, -1, 1.0), (-1, 1, 1.0), (1, -1, 1.0), (1, 1, 1.0))
+
+
+def pad_pages(tiles: np.ndarray, occupancy: np.ndarray, method: str, sizes: Sequence[tuple[int, int]],
+              **params: object) -> np.ndarray:
+    """:func:`pad` of each page of an atlas canvas on its own (:class:`rrd.scene.Atlas`): page ``t`` is
+    ``tiles[t, :h_t, :w_t]``; the canvas around a smaller page stays 0 (no codec sees it).
+
+    Args:
+        tiles: (T, H, W, C) canvas; occupancy: (T, H, W) bool; sizes: T pairs (h_t, w_t).
+    """
+    T, H, W = tiles.shape[:3]
+    if all(tuple(size) == (H, W) for size in sizes):
+        return pad(tiles, occupancy, method, **params)
+    out = np.zeros(tiles.shape, dtype=np.float32)
+    for t, (h, w) in enumerate(sizes):
+        out[t, :h, :w] = pad(tiles[t, :h, :w], occupancy[t, :h, :w], method, **params)
+    return out
 
 
 def pad(atlas: np.ndarray, occupancy: np.ndarray, method: str, **params: object) -> np.ndarray:

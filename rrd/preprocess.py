@@ -22,7 +22,7 @@ from rrd.distortion import DistortionModel, QuadraticDistortion, build_distortio
 from rrd.errors import InputError
 from rrd.occupancy import KEEP_MARGIN, USED_MARGIN, texel_coverage
 from rrd.optimize import OptimizeResult, lambda_for, optimize_atlas
-from rrd.padding import pad
+from rrd.padding import pad_pages
 from rrd.rate.base import RateModel
 from rrd.rate.jpeg import LUMA_TABLE, quant_table
 from rrd.render import View, face_tiles
@@ -84,16 +84,16 @@ def prepare(mesh: TexturedMesh, atlas: Atlas, views: Sequence[View], reference: 
         mode: "quadratic" (fast) or "rendered" (reference mode).
         progress: called with the index of each folded view.
     """
-    T, H, W, C = atlas.tiles.shape
+    shape, C = atlas.shape, atlas.tiles.shape[-1]
     tiles_of = face_tiles(mesh, atlas)
     uv = mesh.local_uv()
-    used = texel_coverage(uv, tiles_of, T, H, W, USED_MARGIN)
-    keep = texel_coverage(uv, tiles_of, T, H, W, KEEP_MARGIN)
+    used = texel_coverage(uv, tiles_of, *shape, USED_MARGIN, shape.sizes)
+    keep = texel_coverage(uv, tiles_of, *shape, KEEP_MARGIN, shape.sizes)
     original = torch.from_numpy(np.array(atlas.tiles)).reshape(-1, C)  # a writable copy
     flat_photos = None
     if photos is not None:
         flat_photos = [torch.tensor(p.reshape(-1, C), dtype=torch.float32) / 255.0 for p in photos]
-    dist = build_distortion(views, (T, H, W), original, torch.from_numpy(used).reshape(-1), reference,
+    dist = build_distortion(views, shape, original, torch.from_numpy(used).reshape(-1), reference,
                             flat_photos, prior=prior, mode=mode, progress=progress)
     if mode == "quadratic":
         dist = dist.to("cpu", torch.float32)
@@ -124,16 +124,23 @@ def preprocess(problem: Problem, rate: RateModel, param: int, settings: Optimize
     Returns:
         The :class:`OptimizeResult`, tiles on the CPU.
     """
+    sizes = problem.atlas.sizes
     decode = None
     if codec is not None:
         if codec.name != rate.codec:
             raise InputError(f"codec {codec.name!r} does not match the {rate.codec!r} rate model")
 
         def decode(tiles: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(code_atlas(codec, tiles.detach().cpu().numpy(), param).decoded)
+            return torch.from_numpy(code_atlas(codec, tiles.detach().cpu().numpy(), param, sizes).decoded)
+
+    def page_cost(tiles: torch.Tensor, cost: Callable[[torch.Tensor, int], torch.Tensor]) -> torch.Tensor:
+        # Each page is coded as its own picture: the canvas around a smaller page costs nothing.
+        if problem.atlas.shape.uniform:
+            return cost(tiles, param)
+        return sum(cost(tiles[t:t + 1, :h, :w], param) for t, (h, w) in enumerate(sizes))
 
     tuning = settings.tuning(rate.codec)
-    start = pad(problem.atlas.tiles, problem.keep, settings.init)
+    start = pad_pages(problem.atlas.tiles, problem.keep, settings.init, sizes)
     qstep = operating_qstep(rate.codec, param)
     if lam is None:
         factor = tuning.lambda_factor * (tuning.coded_lambda_factor if codec is not None else 1.0)
@@ -141,10 +148,10 @@ def preprocess(problem: Problem, rate: RateModel, param: int, settings: Optimize
     dist = problem.distortion
     if device != "cpu" and isinstance(dist, QuadraticDistortion):
         dist = dist.to(device)
-    result = optimize_atlas(torch.from_numpy(start).to(device), lambda t: rate.cost(t, param), dist, lam,
+    result = optimize_atlas(torch.from_numpy(start).to(device), lambda t: page_cost(t, rate.cost), dist, lam,
                             tuning.curvature * (255.0 / qstep) ** 2, settings, progress, decode)
     with torch.no_grad():
         # The record's estimate is the bits alone, also where the descent priced the coding error.
-        result.bits = float(rate.bits(result.tiles, param))
+        result.bits = float(page_cost(result.tiles, rate.bits))
     result.tiles = result.tiles.cpu()
     return result

@@ -15,7 +15,8 @@ import torch
 
 from rrd.rasterize import Fragments, rasterize
 from rrd.sample import Taps, bilinear_taps, gather, mip_texels, trilinear_taps
-from rrd.scene import Atlas, Camera, TexturedMesh
+from rrd.errors import InputError
+from rrd.scene import Atlas, AtlasShape, Camera, TexturedMesh
 
 __all__ = ["View", "face_tiles", "make_view", "rasterize_views", "view_taps", "texel_vector", "render",
            "FILTERS"]
@@ -83,13 +84,18 @@ def view_taps(view: View, atlas_shape: tuple[int, int, int], filter: str = "bili
 
     Args:
         view: the view.
-        atlas_shape: (T, H, W) of the atlas tiles.
+        atlas_shape: (T, H, W) of the atlas tiles: ``Atlas.shape`` (an :class:`rrd.scene.AtlasShape`,
+            which also gives each page's size) or a plain tuple (every page fills its tile).
         filter: "bilinear" (index into the base texels) or "trilinear" (into the mip chain).
     """
     T, H, W = atlas_shape
+    uniform = not isinstance(atlas_shape, AtlasShape) or atlas_shape.uniform
     if filter == "bilinear":
-        return bilinear_taps(view.uv, view.tile, H, W)
+        page_sizes = None if uniform else torch.tensor(atlas_shape.sizes, dtype=torch.int64)
+        return bilinear_taps(view.uv, view.tile, H, W, page_sizes=page_sizes)
     if filter == "trilinear":
+        if not uniform:
+            raise InputError("trilinear filtering needs atlas pages of one size; use bilinear")
         return trilinear_taps(view.uv, view.tile, view.uv_dx, view.uv_dy, T, H, W)
     raise ValueError(f"unknown texture filter {filter!r}; choose one of {FILTERS}")
 

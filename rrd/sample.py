@@ -14,6 +14,12 @@ and 70 % of column 1.
 
 Texel vectors: the tiles ``(T, H, W, C)`` flattened to ``(T*H*W, C)`` (tile, row, column order); for
 trilinear sampling, the mip levels of all tiles concatenated after each other (:func:`mip_texels`).
+
+Pages of different sizes (:class:`rrd.scene.Atlas`): the tiles are a canvas ``(T, H, W, C)`` and page ``t``
+of ``h_t x w_t`` texels occupies its top-left corner. Its local UVs address the page alone (``x = u w_t``),
+clamped at the page's edge; the canvas only sets the strides of the texel vector. Example (a 4 x 4 canvas,
+a 2 x 2 page): ``(u, v) = (0.25, 0.75)`` is the centre of texel (row 0, col 0), index 0; the page's texel
+(row 1, col 1) is index ``1 * 4 + 1 = 5``.
 """
 
 from __future__ import annotations
@@ -52,27 +58,36 @@ def _check_uv(uv: torch.Tensor, tile: torch.Tensor) -> None:
 
 
 def bilinear_taps(uv: torch.Tensor, tile: torch.Tensor, height: int, width: int,
-                  offset: int = 0) -> Taps:
+                  offset: int = 0, page_sizes: torch.Tensor | None = None) -> Taps:
     """Bilinear taps with clamp-to-edge addressing.
 
     Args:
         uv: (N, 2) local tile coordinates, v up (differentiable: the weights carry its gradient).
         tile: (N,) int64 tile index of each sample.
-        height, width: tile size in texels.
+        height, width: tile (canvas) size in texels.
         offset: added to every index (where this level starts in a concatenated texel vector).
+        page_sizes: (T, 2) int64 (height, width) of each page where pages are smaller than the canvas
+            (module docstring); None: every page is the whole tile.
     Returns:
         Taps with K = 4, in the order (x0, y0), (x1, y0), (x0, y1), (x1, y1).
     """
     _check_uv(uv, tile)
-    x = uv[:, 0] * width - 0.5
-    y = (1.0 - uv[:, 1]) * height - 0.5
-    # Clamping the position (not only the indices) keeps the edge texel's weight at 1 outside the tile.
-    x = x.clamp(0.0, width - 1.0)
-    y = y.clamp(0.0, height - 1.0)
+    if page_sizes is None:
+        page_h, page_w = height, width
+    else:
+        size = page_sizes.to(uv.device)[tile.long()].to(uv.dtype)
+        page_h, page_w = size[:, 0], size[:, 1]
+    x = uv[:, 0] * page_w - 0.5
+    y = (1.0 - uv[:, 1]) * page_h - 0.5
+    # Clamping the position (not only the indices) keeps the edge texel's weight at 1 outside the page.
+    x = torch.minimum(x.clamp_min(0.0), torch.as_tensor(page_w - 1.0, dtype=x.dtype, device=x.device))
+    y = torch.minimum(y.clamp_min(0.0), torch.as_tensor(page_h - 1.0, dtype=y.dtype, device=y.device))
     x0f, y0f = torch.floor(x).detach(), torch.floor(y).detach()
     fx, fy = x - x0f, y - y0f
     x0, y0 = x0f.long(), y0f.long()
-    x1, y1 = (x0 + 1).clamp_max(width - 1), (y0 + 1).clamp_max(height - 1)
+    last_x = torch.as_tensor(page_w - 1, device=x.device).long()
+    last_y = torch.as_tensor(page_h - 1, device=y.device).long()
+    x1, y1 = torch.minimum(x0 + 1, last_x), torch.minimum(y0 + 1, last_y)
     base = offset + tile.long() * (height * width)
     index = torch.stack([base + y0 * width + x0, base + y0 * width + x1,
                          base + y1 * width + x0, base + y1 * width + x1], dim=1)

@@ -21,6 +21,11 @@ Texture coordinates (UDIM, as Meshroom writes them):
 Images (photos, atlas tiles):
     numpy arrays ``(H, W, 3)``; photos ``uint8``, atlas tiles ``float32`` in [0, 1] (8-bit tiles are
     divided by 255, so rounding back with ``round(255 * x)`` is exact).
+
+Pages (the tiles of an atlas) may differ in size, as texturers cut them: the atlas keeps them on one
+canvas ``(T, H, W, 3)`` (H, W the largest height and width), page ``t`` of ``h_t x w_t`` texels in its
+top-left corner and zeros around it. A page's local UVs address the page alone (``x = u * w_t``);
+:mod:`rrd.sample` says how the canvas indexes it.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import numpy as np
 
 from rrd.errors import InputError
 
-__all__ = ["Camera", "TexturedMesh", "Atlas", "Scene", "udim_of", "look_at"]
+__all__ = ["Camera", "TexturedMesh", "Atlas", "AtlasShape", "Scene", "udim_of", "look_at"]
 
 
 @dataclass(frozen=True)
@@ -156,19 +161,54 @@ class TexturedMesh:
         return (self.uv - fl).astype(np.float32)
 
 
+class AtlasShape(tuple):
+    """``(T, H, W)`` of an atlas canvas, unpacking like a plain tuple, with ``sizes``: each page's
+    ``(height, width)`` (see the module docstring), and ``uniform``: whether every page fills the canvas.
+
+    >>> shape = AtlasShape(2, 4, 4, ((4, 4), (2, 3)))
+    >>> T, H, W = shape
+    >>> (T, H, W), shape.sizes, shape.uniform, shape.texels
+    ((2, 4, 4), ((4, 4), (2, 3)), False, 22)
+    """
+
+    sizes: tuple[tuple[int, int], ...]
+
+    def __new__(cls, tiles: int, height: int, width: int,
+                sizes: tuple[tuple[int, int], ...] | None = None) -> "AtlasShape":
+        shape = super().__new__(cls, (int(tiles), int(height), int(width)))
+        shape.sizes = tuple((int(h), int(w)) for h, w in sizes) if sizes is not None \
+            else ((int(height), int(width)),) * int(tiles)
+        return shape
+
+    def __getnewargs__(self) -> tuple:  # type: ignore[override]
+        return (*self, self.sizes)
+
+    @property
+    def uniform(self) -> bool:
+        return all(size == (self[1], self[2]) for size in self.sizes)
+
+    @property
+    def texels(self) -> int:
+        """Texels of all pages (the canvas around smaller pages not counted)."""
+        return sum(h * w for h, w in self.sizes)
+
+
 @dataclass(frozen=True)
 class Atlas:
-    """The texture tiles of a mesh, all of one size.
+    """The texture pages of a mesh, on one canvas (see the module docstring).
 
     Attributes:
-        tiles: (T, H, W, C) float32 texel values in [0, 1] (C = 3), row 0 at the top.
+        tiles: (T, H, W, C) float32 texel values in [0, 1] (C = 3), row 0 at the top; page ``t`` is
+            ``tiles[t, :h_t, :w_t]``, the canvas around it is 0.
         udims: the T UDIM numbers, ascending (1001, 1002, ...).
-        names: the T file names the tiles were read from (or will be written to).
+        names: the T file names the pages were read from (or will be written to).
+        sizes: each page's (height, width); default: every page fills the canvas.
     """
 
     tiles: np.ndarray
     udims: tuple[int, ...] = (1001,)
     names: tuple[str, ...] = ("texture_1001.png",)
+    sizes: tuple[tuple[int, int], ...] | None = None
 
     def __post_init__(self) -> None:
         tiles = np.asarray(self.tiles, dtype=np.float32)
@@ -179,16 +219,57 @@ class Atlas:
         if len(self.udims) != tiles.shape[0] or len(self.names) != tiles.shape[0]:
             raise InputError(f"atlas has {tiles.shape[0]} tiles but {len(self.udims)} UDIM numbers "
                              f"and {len(self.names)} names")
+        shape = AtlasShape(*tiles.shape[:3], self.sizes)
+        if len(shape.sizes) != tiles.shape[0] or any(not (1 <= h <= tiles.shape[1] and 1 <= w <= tiles.shape[2])
+                                                     for h, w in shape.sizes):
+            raise InputError(f"atlas page sizes {shape.sizes} do not fit {tiles.shape[0]} pages of a "
+                             f"{tiles.shape[2]}x{tiles.shape[1]} canvas")
+        if not shape.uniform and tiles[~self._mask(shape)].any():
+            tiles = np.where(self._mask(shape)[..., None], tiles, np.float32(0))
         object.__setattr__(self, "tiles", tiles)
         object.__setattr__(self, "udims", tuple(int(u) for u in self.udims))
         object.__setattr__(self, "names", tuple(self.names))
+        object.__setattr__(self, "sizes", shape.sizes)
+
+    @classmethod
+    def from_pages(cls, pages: list[np.ndarray], udims: tuple[int, ...], names: tuple[str, ...]) -> "Atlas":
+        """An atlas of pages of any size: each (h_t, w_t, 3) float in [0, 1]."""
+        height, width = max(p.shape[0] for p in pages), max(p.shape[1] for p in pages)
+        tiles = np.zeros((len(pages), height, width, 3), dtype=np.float32)
+        for t, page in enumerate(pages):
+            tiles[t, :page.shape[0], :page.shape[1]] = page
+        return cls(tiles, udims, names, tuple(p.shape[:2] for p in pages))
+
+    @staticmethod
+    def _mask(shape: AtlasShape) -> np.ndarray:
+        T, H, W = shape
+        mask = np.zeros((T, H, W), dtype=bool)
+        for t, (h, w) in enumerate(shape.sizes):
+            mask[t, :h, :w] = True
+        return mask
+
+    @property
+    def shape(self) -> AtlasShape:
+        """``(T, H, W)`` of the canvas, with each page's size."""
+        return AtlasShape(*self.tiles.shape[:3], self.sizes)
+
+    def page(self, t: int) -> np.ndarray:
+        """(h_t, w_t, 3) view of page ``t``."""
+        h, w = self.sizes[t]
+        return self.tiles[t, :h, :w]
+
+    def page_mask(self) -> np.ndarray:
+        """(T, H, W) bool: the canvas texels that belong to a page."""
+        return self._mask(self.shape)
 
     @property
     def height(self) -> int:
+        """Height of the canvas (the tallest page)."""
         return int(self.tiles.shape[1])
 
     @property
     def width(self) -> int:
+        """Width of the canvas (the widest page)."""
         return int(self.tiles.shape[2])
 
     def tile_index(self, udim: np.ndarray) -> np.ndarray:
@@ -199,8 +280,8 @@ class Atlas:
         return out.reshape(np.shape(udim))
 
     def with_tiles(self, tiles: np.ndarray) -> "Atlas":
-        """The same layout and names with new texel values."""
-        return Atlas(tiles, self.udims, self.names)
+        """The same layout, page sizes and names with new texel values."""
+        return Atlas(tiles, self.udims, self.names, self.sizes)
 
 
 @dataclass

@@ -31,7 +31,7 @@ from rrd.codec import Codec
 from rrd.errors import InputError
 from rrd.evaluate import Evaluator, build_evaluator, check_evaluation
 from rrd.occupancy import KEEP_MARGIN, USED_MARGIN, texel_coverage
-from rrd.padding import PADDING_METHODS, pad
+from rrd.padding import PADDING_METHODS, pad_pages
 from rrd.preprocess import Problem, prepare, preprocess
 from rrd.rate import get_rate_model
 from rrd.registry import Registry
@@ -142,8 +142,8 @@ def make_method(name: str, ctx: EvaluationContext) -> Method:
 def occupancy(scene: Scene, margin: float) -> np.ndarray:
     """(T, H, W) bool texels of the scene's atlas that its UV triangles touch with ``margin`` texels
     (:func:`rrd.occupancy.texel_coverage`; 0.5 = used, 1.0 = what padding keeps)."""
-    T, H, W = scene.atlas.tiles.shape[:3]
-    return texel_coverage(scene.mesh.local_uv(), face_tiles(scene.mesh, scene.atlas), T, H, W, margin)
+    shape = scene.atlas.shape
+    return texel_coverage(scene.mesh.local_uv(), face_tiles(scene.mesh, scene.atlas), *shape, margin, shape.sizes)
 
 
 def padded_atlas(scene: Scene, method: str, keep: np.ndarray | None = None) -> np.ndarray:
@@ -159,7 +159,7 @@ def padded_atlas(scene: Scene, method: str, keep: np.ndarray | None = None) -> n
     PADDING_METHODS.lookup(method)
     if keep is None:
         keep = occupancy(scene, KEEP_MARGIN)
-    return pad(scene.atlas.tiles, keep, method)
+    return pad_pages(scene.atlas.tiles, keep, method, scene.atlas.sizes)
 
 
 class PaddingBaseline(Method):

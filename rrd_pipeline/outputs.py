@@ -60,7 +60,8 @@ def write_textured_mesh(out_dir: Path, scene: Scene, tiles: np.ndarray) -> list[
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     renames = _lossless_names(scene.atlas)
-    atlas = Atlas(np.clip(tiles, 0.0, 1.0), scene.atlas.udims, tuple(renames[n] for n in scene.atlas.names))
+    atlas = Atlas(np.clip(tiles, 0.0, 1.0), scene.atlas.udims, tuple(renames[n] for n in scene.atlas.names),
+                  scene.atlas.sizes)
     if scene.mesh_file is None:
         mesh_path = write_obj(out_dir / "texturedMesh.obj", scene.mesh, atlas, convention="legacy")
         return [mesh_path, mesh_path.with_suffix(".mtl"), *[out_dir / n for n in atlas.names]]

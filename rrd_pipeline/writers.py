@@ -124,7 +124,7 @@ def write_image(path: str | Path, image: np.ndarray, jpeg_quality: int = 95) -> 
 
 
 def write_atlas(directory: str | Path, atlas: Atlas) -> list[Path]:
-    """Write every tile of ``atlas`` to ``directory / atlas.names[i]`` without lossy compression.
+    """Write every page of ``atlas`` (at its own size) to ``directory / atlas.names[i]`` without lossy compression.
 
     Args:
         directory: destination folder (created if missing).
@@ -140,7 +140,7 @@ def write_atlas(directory: str | Path, atlas: Atlas) -> list[Path]:
         if Path(name).suffix.lower() not in LOSSLESS_SUFFIXES or Path(name).name != name:
             raise InputError(f"atlas tile name {name!r}: expected a plain file name ending in one of "
                              f"{', '.join(LOSSLESS_SUFFIXES)} (JPEG would change the atlas)")
-    return [write_image(directory / name, tile) for name, tile in zip(atlas.names, atlas.tiles)]
+    return [write_image(directory / name, atlas.page(t)) for t, name in enumerate(atlas.names)]
 
 
 def _check_mesh_atlas(path: Path, mesh: TexturedMesh, atlas: Atlas) -> np.ndarray:

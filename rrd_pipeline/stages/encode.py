@@ -42,7 +42,7 @@ def encode_stage(ctx: StageContext, params: EncodeParams, scene: Scene) -> dict[
     """Code the atlas at one operating point; write the bitstreams and the decoded tiles."""
     codec = get_codec(params.codec)
     ctx.progress(0.0, f"{codec.name} {codec.param_name} {params.param}")
-    coded = code_atlas(codec, scene.atlas.tiles, params.param)
+    coded = code_atlas(codec, scene.atlas.tiles, params.param, scene.atlas.sizes)
     suffix = BITSTREAM_SUFFIXES.get(codec.name, f".{codec.name}")
     bitstreams = []
     for name, data in zip(scene.atlas.names, coded.bitstreams):
@@ -50,7 +50,8 @@ def encode_stage(ctx: StageContext, params: EncodeParams, scene: Scene) -> dict[
         with atomic_write(path) as tmp:
             tmp.write_bytes(data)
         bitstreams.append(path)
-    decoded = Atlas(coded.decoded, scene.atlas.udims, tuple(Path(n).stem + ".png" for n in scene.atlas.names))
+    decoded = Atlas(coded.decoded, scene.atlas.udims, tuple(Path(n).stem + ".png" for n in scene.atlas.names),
+                    scene.atlas.sizes)
     write_atlas(ctx.out_dir / "decoded", decoded)
     ctx.progress(1.0)
     summary = {"codec": codec.name, codec.param_name: params.param, "bytes": coded.nbytes,

@@ -154,12 +154,12 @@ def run_evaluation(ctx: EvaluationContext, methods: Sequence[str], points: Seque
                 bar.set_postfix_str(f"{name} {ctx.codec.param_name} {param}")
                 if progress is not None:
                     progress(bar.n / total, f"{name} {ctx.codec.param_name} {param}")
-                coded = code_atlas(ctx.codec, method.atlas_for(param), param)
+                coded = code_atlas(ctx.codec, method.atlas_for(param), param, scene.atlas.sizes)
                 entry["points"].append(_point_row(param, coded, evaluator.quality(coded.decoded)))
                 if save_decoded or k == 0:
-                    for path, tile in zip(_tile_files(out_dir / "decoded" / name, str(param), scene.atlas.udims),
-                                          coded.decoded):
-                        write_image(path, tile)
+                    for t, path in enumerate(_tile_files(out_dir / "decoded" / name, str(param), scene.atlas.udims)):
+                        h, w = scene.atlas.sizes[t]
+                        write_image(path, coded.decoded[t, :h, :w])
                 if k in (0, len(params) - 1):
                     write_image(out_dir / "renders" / f"{name}_{param}_{stem0}.png",
                                 evaluator.render(coded.decoded, 0))
@@ -184,7 +184,9 @@ def run_evaluation(ctx: EvaluationContext, methods: Sequence[str], points: Seque
                   "excluded_share_per_view": {v.name: v.excluded_share for v in evaluator.views},
                   "pixels_counted": sum(v.n_counted for v in evaluator.views)},
         "atlas": {"tiles": len(scene.atlas.udims), "height": scene.atlas.height, "width": scene.atlas.width,
-                  "used_share": float(ctx.used.mean()), "keep_share": float(ctx.keep.mean())},
+                  "page_sizes": [list(s) for s in scene.atlas.sizes],
+                  "used_share": float(ctx.used.sum() / scene.atlas.shape.texels),
+                  "keep_share": float(ctx.keep.sum() / scene.atlas.shape.texels)},
         "methods": entries,
         "anchor": anchor, "anchor_rule": rule, "anchor_scores": scores,
         "bd_rate": bd_table(curves, anchor), "bd_rate_yuv": bd_table(curves_yuv, anchor),

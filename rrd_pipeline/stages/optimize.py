@@ -18,7 +18,7 @@ import torch
 
 from rrd.codec import code_atlas
 from rrd.errors import InputError
-from rrd.padding import pad
+from rrd.padding import pad_pages
 from rrd.preprocess import prepare, preprocess
 from rrd.rate import get_rate_model
 from rrd.render import rasterize_views
@@ -111,8 +111,8 @@ def optimize_stage(ctx: StageContext, params: OptimizeParams, scene: Scene) -> d
                         codec=codec if params.coded_distortion else None)
     t3 = time.perf_counter()
     ctx.progress(1.0, f"coding at {codec.param_name} {param}")
-    measured = _measure(problem, codec, param, pad(scene.atlas.tiles, problem.keep, settings.init),
-                        result.tiles.numpy())
+    measured = _measure(problem, codec, param, pad_pages(scene.atlas.tiles, problem.keep, settings.init,
+                                                         scene.atlas.sizes), result.tiles.numpy())
     files = write_textured_mesh(ctx.out_dir, scene, result.tiles.numpy())
     first = result.history[0]
     record = {
@@ -143,7 +143,9 @@ def optimize_stage(ctx: StageContext, params: OptimizeParams, scene: Scene) -> d
 
 def _measure(problem, codec, param: int, start: np.ndarray, optimized: np.ndarray) -> dict[str, Any]:
     """Both atlases coded by the real codec at ``param``: bytes, and D of each decoded atlas (folded views)."""
-    coded = {"padded_start": code_atlas(codec, start, param), "optimized": code_atlas(codec, optimized, param)}
+    sizes = problem.atlas.sizes
+    coded = {"padded_start": code_atlas(codec, start, param, sizes),
+             "optimized": code_atlas(codec, optimized, param, sizes)}
     dtype = problem.distortion.hessian_diagonal.dtype
     dist = {k: problem.distortion.value_and_gradient(torch.from_numpy(c.decoded).reshape(-1, 3).to(dtype))[0]
             for k, c in coded.items()}

@@ -39,4 +39,5 @@ def pad_stage(ctx: StageContext, params: PadParams, scene: Scene) -> dict[str, A
     tile_names = tuple(Path(f).name for f in files[-len(scene.atlas.udims):])
     ctx.progress(1.0)
     ctx.log.info("padded %d tile(s) with %s into %s", len(tile_names), params.method, ctx.out_dir)
-    return {"scene": replace(scene, atlas=Atlas(tiles, scene.atlas.udims, tile_names)), "mesh": files[0]}
+    return {"scene": replace(scene, atlas=Atlas(tiles, scene.atlas.udims, tile_names, scene.atlas.sizes)),
+            "mesh": files[0]}

@@ -55,7 +55,7 @@ def render_stage(ctx: StageContext, params: RenderParams, scene: Scene) -> dict[
             unseen.append(cam.name)
             continue
         with torch.no_grad():
-            image = render(texels, view_taps(view, scene.atlas.tiles.shape[:3], params.filter), view).numpy()
+            image = render(texels, view_taps(view, scene.atlas.shape, params.filter), view).numpy()
         mask = view.mask().numpy()
         reference = photo.astype(np.float32) / 255.0
         stem = Path(cam.name).stem
