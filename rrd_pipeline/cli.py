@@ -8,6 +8,7 @@ checked, and the output folder tried, before the scene is loaded.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import sys
 from pathlib import Path
@@ -23,8 +24,10 @@ from rrd_pipeline.choices import (BackendChoice, CodecChoice, DeviceChoice, Filt
 from rrd.viewpoints import ORBIT_SIZE
 from rrd_pipeline.methods import METHODS
 from rrd_pipeline.places import check_output_dir, place_error
+from rrd_pipeline.publish import IMAGE_TYPES
 from rrd_pipeline.sources import SceneSource, load_scene
 from rrd_pipeline.stages import call_stage, stage_params
+from rrd_pipeline.stages.compress import summary_line
 from rrd_pipeline.stages.evaluate import DEFAULT_METHODS
 
 __all__ = ["app", "main"]
@@ -155,12 +158,40 @@ def optimize(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: Me
 
 @app.command()
 @user_errors
+def compress(mesh: Annotated[Path, typer.Argument(help="Textured mesh: OpenMVS .ply, Meshroom or other .obj.")],
+             out: Annotated[Path, typer.Option("--out", "-o", help="Output: a .glb / .gltf file, or a folder (mesh + page files).")],
+             colmap: ColmapOpt = None, sfm: SfmOpt = None, images: ImagesOpt = None,
+             codec: Annotated[CodecChoice, typer.Option(help="Codec of the published pages.")] = "jpeg",
+             param: Annotated[Optional[int], typer.Option("--quality", "--param", help="The codec's setting: JPEG quality (default: middle of the standard sweep).")] = None,
+             generated_views: Annotated[bool, typer.Option(help="Add viewpoints generated around the mesh to its cameras (always used without cameras).")] = False,
+             keep_lossless: Annotated[bool, typer.Option(help="Also write the optimised pages losslessly (under lossless/).")] = False,
+             iterations: IterationsOpt = DEFAULT_SETTINGS.iterations,
+             lambda_scale: LambdaScaleOpt = DEFAULT_SETTINGS.lambda_scale,
+             device: Annotated[DeviceChoice, typer.Option(help="Where the optimiser runs (auto: CUDA when available).")] = "auto",
+             backend: BackendOpt = "auto") -> None:
+    """Publish the mesh with compressed textures: optimise the atlas for the codec, code it, write the asset
+    and compress.json, and say what was gained against padding alone at the same setting."""
+    is_gltf = out.suffix.lower() in (".glb", ".gltf")
+    folder = out.parent if is_gltf else out
+    params = dict(codec=codec, param=param, format=out.suffix.lower()[1:] if is_gltf else "folder",
+                  name=out.stem if is_gltf else None, generated_views=generated_views, keep_lossless=keep_lossless,
+                  iterations=iterations, lambda_scale=lambda_scale, device=device, backend=backend)
+    stage_params("compress", **params)  # every value checked before the mesh is loaded
+    check_output_dir(folder)
+    scene = load_scene(_source(colmap, sfm, mesh, images, 1.0, 0))
+    result = call_stage("compress", folder, {"scene": scene}, **params)
+    typer.echo(summary_line(json.loads(result["record"].read_text())))
+    typer.echo(f"wrote {result['asset']} and {result['record']}")
+
+
+@app.command()
+@user_errors
 def demo(out: OutOpt = Path("demo_out"), seed: SeedOpt = 0,
          codec: CodecOpt = "jpeg",
          points: Annotated[Optional[str], typer.Option(help="Comma-separated operating points.")] = "30,50,70,90",
          iterations: IterationsOpt = DEFAULT_SETTINGS.iterations) -> None:
-    """The main job on the embedded demo scene: render it, then code its atlas as delivered, padded (SPP,
-    HBF) and R-RD optimised, against the photos; write the BD-rate report."""
+    """The main job on the embedded demo scene: render it, code its atlas as delivered, padded (SPP, HBF) and
+    R-RD optimised, against the photos (the BD-rate report), then publish it compressed (a GLB)."""
     point_values = _int_csv("--points", points)
     params = dict(codec=codec, methods=("none", "spp", "hbf", "rrd"), reference="photos", iterations=iterations,
                   points=None if point_values is None else tuple(point_values))
@@ -171,6 +202,10 @@ def demo(out: OutOpt = Path("demo_out"), seed: SeedOpt = 0,
     typer.echo((out / "render" / "psnr.md").read_text())
     call_stage("evaluate", out / "evaluate", {"scene": scene}, **params)
     typer.echo((out / "evaluate" / "report.md").read_text())
+    if codec in IMAGE_TYPES:
+        published = call_stage("compress", out / "compress", {"scene": scene}, codec=codec, iterations=iterations,
+                               format="glb", name="demo")
+        typer.echo(summary_line(json.loads(published["record"].read_text())))
     typer.echo(f"demo results in {out}")
 
 

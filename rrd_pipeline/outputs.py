@@ -17,7 +17,7 @@ import numpy as np
 from rrd.scene import Atlas, Scene
 from rrd_pipeline.writers import LOSSLESS_SUFFIXES, atomic_write, write_atlas, write_obj
 
-__all__ = ["write_textured_mesh"]
+__all__ = ["write_textured_mesh", "copy_mesh_file"]
 
 
 def _lossless_names(atlas: Atlas) -> dict[str, str]:
@@ -47,6 +47,21 @@ def _copy_renaming(src: Path, dst: Path, renames: dict[str, str]) -> None:
         tmp.write_bytes(data)
 
 
+def copy_mesh_file(out_dir: Path, scene: Scene, renames: dict[str, str]) -> list[Path]:
+    """Copy the mesh file ``scene`` was read from (and an OBJ's material file) into ``out_dir``, with the
+    texture file names changed by ``renames``; returns the written files, the mesh file first."""
+    src = Path(scene.mesh_file)
+    written = [out_dir / src.name]
+    _copy_renaming(src, written[0], renames)
+    if src.suffix.lower() == ".obj":
+        for line in src.read_text(errors="replace").splitlines():
+            if line.startswith("mtllib "):
+                mtl = src.parent / line.split(None, 1)[1].strip()
+                _copy_renaming(mtl, out_dir / mtl.name, renames)
+                written.append(out_dir / mtl.name)
+    return written
+
+
 def write_textured_mesh(out_dir: Path, scene: Scene, tiles: np.ndarray) -> list[Path]:
     """Write the mesh of ``scene`` with new texel values into ``out_dir``.
 
@@ -62,16 +77,7 @@ def write_textured_mesh(out_dir: Path, scene: Scene, tiles: np.ndarray) -> list[
     renames = _lossless_names(scene.atlas)
     atlas = Atlas(np.clip(tiles, 0.0, 1.0), scene.atlas.udims, tuple(renames[n] for n in scene.atlas.names),
                   scene.atlas.sizes)
-    if scene.mesh_file is None:
+    if scene.mesh_file is None or Path(scene.mesh_file).suffix.lower() not in (".ply", ".obj"):
         mesh_path = write_obj(out_dir / "texturedMesh.obj", scene.mesh, atlas, convention="legacy")
         return [mesh_path, mesh_path.with_suffix(".mtl"), *[out_dir / n for n in atlas.names]]
-    src = Path(scene.mesh_file)
-    written = [out_dir / src.name]
-    _copy_renaming(src, written[0], renames)
-    if src.suffix.lower() == ".obj":
-        for line in src.read_text(errors="replace").splitlines():
-            if line.startswith("mtllib "):
-                mtl = src.parent / line.split(None, 1)[1].strip()
-                _copy_renaming(mtl, out_dir / mtl.name, renames)
-                written.append(out_dir / mtl.name)
-    return written + write_atlas(out_dir, atlas)
+    return copy_mesh_file(out_dir, scene, renames) + write_atlas(out_dir, atlas)

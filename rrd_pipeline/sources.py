@@ -1,7 +1,8 @@
 """Where a scene comes from: the embedded demo, a COLMAP workspace or a Meshroom output.
 
 One function reads the options the CLI and the ``load`` stage share, so both accept the same
-combinations: nothing (the demo scene), ``colmap + mesh`` or ``sfm + mesh + images``.
+combinations: nothing (the demo scene), ``colmap + mesh``, ``sfm + mesh + images``, or a ``mesh``
+alone (no cameras: the commands that need views generate them, :func:`rrd.viewpoints.texel_cameras`).
 """
 
 from __future__ import annotations
@@ -70,7 +71,13 @@ def load_scene(source: SceneSource) -> Scene:
         scene.mesh_file = str(source.mesh)
         return scene
     if source.mesh is not None:
-        raise InputError("--mesh needs cameras: add --colmap DIR or --sfm FILE")
+        from rrd_pipeline.loaders import read_textured_mesh
+
+        mesh_path = Path(source.mesh)
+        if source.images is not None or source.scale != 1.0:
+            raise InputError("--images and --scale apply to photos; a mesh alone has none (add --colmap or --sfm)")
+        mesh, atlas = read_textured_mesh(mesh_path)
+        return Scene(mesh, atlas, cameras=[], name=mesh_path.stem, mesh_file=str(mesh_path))
     scene = make_demo_scene(seed=source.seed)
     if source.scale != 1.0:
         raise InputError("--scale applies to loaded photos; the demo scene is generated at its own size")

@@ -64,3 +64,44 @@ def test_bad_orbit_options_name_the_problem(kwargs, message):
 def test_degenerate_box_is_rejected():
     with pytest.raises(InputError, match="single point"):
         orbit_cameras(np.zeros((2, 3)))
+
+
+def _open_box(page: int = 64) -> tuple:
+    """A unit box open at the top, seen from inside: 5 squares of 2 triangles, each on a fifth of the page."""
+    from rrd.scene import Atlas, TexturedMesh
+
+    corners = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [1, 1, 1], [0, 1, 1]],
+                       dtype=np.float32)
+    squares = [(0, 3, 2, 1), (0, 1, 5, 4), (1, 2, 6, 5), (2, 3, 7, 6), (3, 0, 4, 7)]  # bottom + 4 walls, inward
+    faces, uv = [], []
+    for k, (a, b, c, d) in enumerate(squares):
+        u0, u1 = k / 5 + 0.01, (k + 1) / 5 - 0.01
+        quad = np.array([[u0, 0.05], [u1, 0.05], [u1, 0.95], [u0, 0.95]], dtype=np.float32)
+        faces += [(a, b, c), (a, c, d)]
+        uv += [quad[[0, 1, 2]], quad[[0, 2, 3]]]
+    mesh = TexturedMesh(corners, np.array(faces), np.array(uv))
+    return mesh, Atlas(np.full((1, page, 5 * page, 3), 0.5, dtype=np.float32))
+
+
+def test_generated_cameras_see_every_texel_at_native_resolution():
+    from rrd.demo_scene import make_demo_scene
+    from rrd.viewpoints import generated_coverage, texel_cameras
+
+    scene = make_demo_scene(width=96, height=72, n_views=4, atlas_size=256, subdivisions=2)
+    cameras = texel_cameras(scene.mesh, scene.atlas, backend="cpu")
+    again = texel_cameras(scene.mesh, scene.atlas, backend="cpu")  # deterministic
+    assert [(c.name, c.width) for c in cameras] == [(c.name, c.width) for c in again]
+    assert all(np.array_equal(a.K, b.K) and np.array_equal(a.R, b.R) and np.array_equal(a.t, b.t)
+               for a, b in zip(cameras, again))
+    assert all(c.width <= 2048 and c.K[0, 0] > 0 and np.isfinite(c.t).all() for c in cameras)
+    assert generated_coverage(scene.mesh, scene.atlas, cameras, "cpu") >= 0.99
+    # the photos' cameras see the same texels far more coarsely
+    assert generated_coverage(scene.mesh, scene.atlas, scene.cameras, "cpu") < 0.5
+
+
+def test_generated_cameras_see_inside_a_concave_part():
+    from rrd.viewpoints import generated_coverage, texel_cameras
+
+    mesh, atlas = _open_box()
+    cameras = texel_cameras(mesh, atlas, backend="cpu")
+    assert generated_coverage(mesh, atlas, cameras, "cpu") >= 0.99

@@ -17,18 +17,18 @@ from tqdm import tqdm
 from rrd_pipeline import cache
 from rrd_pipeline.places import check_output_dir, place_error, publish
 from rrd_pipeline.stage import STAGES, StageContext, coerce_param, make_params
-from rrd_pipeline.stages import encode, evaluate, load, optimize, pad, render  # noqa: F401  (registration)
+from rrd_pipeline.stages import compress, encode, evaluate, load, optimize, pad, render  # noqa: F401  (registration)
 
 __all__ = ["call_stage", "stage_params", "expected_bytes"]
 
 
-def stage_params(name: str, **params: Any) -> Any:
+def stage_params(name: str, /, **params: Any) -> Any:
     """The params dataclass of stage ``name`` built from ``params``, checked as a pipeline's are (InputError)."""
     spec = STAGES[name]
     return make_params(spec, {k: coerce_param(spec, k, v, Path.cwd()) for k, v in params.items()})
 
 
-def call_stage(name: str, out_dir: Path, inputs: dict[str, Any] | None = None, **params: Any) -> dict[str, Any]:
+def call_stage(name: str, out_dir: Path, inputs: dict[str, Any] | None = None, /, **params: Any) -> dict[str, Any]:
     """Run one registered stage directly, writing into ``out_dir``.
 
     Args:

@@ -24,6 +24,7 @@ from rrd.rate import get_rate_model
 from rrd.render import rasterize_views
 from rrd.scene import Scene
 from rrd.settings import DEFAULT_SETTINGS, OptimizeSettings
+from rrd.viewpoints import texel_cameras
 from rrd_pipeline.choices import BackendChoice, CodecChoice, DeviceChoice, PaddingChoice, ReferenceChoice
 from rrd_pipeline.codecs import CODECS, get_codec
 from rrd_pipeline.outputs import write_textured_mesh
@@ -94,8 +95,13 @@ def optimize_stage(ctx: StageContext, params: OptimizeParams, scene: Scene) -> d
     settings = params.settings()
     device = resolve_device(params.device)
     t0 = time.perf_counter()
-    n = len(scene.cameras)
-    views = rasterize_views(scene.mesh, scene.atlas, scene.cameras, params.backend)
+    cameras = scene.cameras
+    if not cameras:  # a mesh alone: views generated to see every texel at its native resolution
+        if params.reference == "photos":
+            raise InputError(f"scene {scene.name!r} has no cameras and no photos; use reference 'renders'")
+        cameras = texel_cameras(scene.mesh, scene.atlas, backend=params.backend)
+    n = len(cameras)
+    views = rasterize_views(scene.mesh, scene.atlas, cameras, params.backend)
     ctx.progress(0.1, f"rasterized {n} views")
     t1 = time.perf_counter()
     problem = prepare(scene.mesh, scene.atlas, views, params.reference, scene.photos, settings.prior, params.mode,
