@@ -17,9 +17,10 @@ from rrd.rasterize import BACKENDS
 from rrd.registry import choice_type
 from rrd.render import FILTERS
 from rrd_pipeline.codecs import CODECS
+from rrd_pipeline.loaders.meshroom import VERTEX_FRAMES
 
 __all__ = ["DEVICES", "CodecChoice", "ReferenceChoice", "PaddingChoice", "BackendChoice", "DeviceChoice",
-           "FilterChoice", "ViewSetChoice"]
+           "FilterChoice", "ViewSetChoice", "VertexFrameChoice"]
 
 DEVICES = ("auto", "cpu", "cuda")
 """Where the optimiser runs: "auto" takes CUDA when available."""
@@ -31,3 +32,4 @@ BackendChoice = choice_type(BACKENDS)
 DeviceChoice = choice_type(DEVICES)
 FilterChoice = choice_type(FILTERS)
 ViewSetChoice = choice_type(VIEW_SETS)
+VertexFrameChoice = choice_type(VERTEX_FRAMES)

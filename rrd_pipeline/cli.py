@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 from rrd.errors import InputError
 from rrd.settings import DEFAULT_SETTINGS
 from rrd_pipeline.choices import (BackendChoice, CodecChoice, DeviceChoice, FilterChoice, PaddingChoice,
-                                  ReferenceChoice, ViewSetChoice)
+                                  ReferenceChoice, VertexFrameChoice, ViewSetChoice)
 from rrd.viewpoints import ORBIT_SIZE
 from rrd_pipeline.methods import METHODS
 from rrd_pipeline.places import check_output_dir, place_error
@@ -63,6 +63,7 @@ MeshOpt = Annotated[Optional[Path], typer.Option("--mesh", help="Textured mesh: 
 ImagesOpt = Annotated[Optional[Path], typer.Option("--images", help="Photo folder (default: <colmap>/images).")]
 ScaleOpt = Annotated[float, typer.Option("--scale", help="Resize photos and cameras by this factor in (0, 1].")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the embedded demo scene (used without --colmap/--sfm).")]
+VertexFrameOpt = Annotated[VertexFrameChoice, typer.Option(help="How a Meshroom .obj's vertices relate to the cameras: auto (from its material names), sfm or yz_flipped.")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
 CodecOpt = Annotated[CodecChoice, typer.Option(help="Codec that will store the atlas.")]
 BackendOpt = Annotated[BackendChoice, typer.Option(help="Rasterizer (auto: the first available).")]
@@ -108,20 +109,21 @@ def user_errors(func: Callable) -> Callable:
     return wrapper
 
 
-def _source(colmap, sfm, mesh, images, scale, seed) -> SceneSource:
-    return SceneSource(colmap=colmap, sfm=sfm, mesh=mesh, images=images, scale=scale, seed=seed)
+def _source(colmap, sfm, mesh, images, scale, seed, vertex_frame) -> SceneSource:
+    return SceneSource(colmap=colmap, sfm=sfm, mesh=mesh, images=images, scale=scale, seed=seed,
+                       vertex_frame=vertex_frame)
 
 
 @app.command()
 @user_errors
 def render(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: MeshOpt = None,
-           images: ImagesOpt = None, scale: ScaleOpt = 1.0, seed: SeedOpt = 0,
+           images: ImagesOpt = None, scale: ScaleOpt = 1.0, seed: SeedOpt = 0, vertex_frame: VertexFrameOpt = "auto",
            filter: FilterOpt = "bilinear", backend: BackendOpt = "auto") -> None:
     """Render every source view with the original atlas; write renders, side-by-sides and a PSNR table."""
     params = dict(filter=filter, backend=backend)
     stage_params("render", **params)
     check_output_dir(out)
-    scene = load_scene(_source(colmap, sfm, mesh, images, scale, seed))
+    scene = load_scene(_source(colmap, sfm, mesh, images, scale, seed, vertex_frame))
     result = call_stage("render", out, {"scene": scene}, **params)
     typer.echo((out / "psnr.md").read_text())
     typer.echo(f"wrote {result['report']}")
@@ -130,7 +132,7 @@ def render(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: Mesh
 @app.command()
 @user_errors
 def optimize(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: MeshOpt = None,
-             images: ImagesOpt = None, scale: ScaleOpt = 1.0, seed: SeedOpt = 0,
+             images: ImagesOpt = None, scale: ScaleOpt = 1.0, seed: SeedOpt = 0, vertex_frame: VertexFrameOpt = "auto",
              codec: CodecOpt = "jpeg",
              param: Annotated[Optional[int], typer.Option(help="Operating point: JPEG quality or QP (default: middle of the standard sweep).")] = None,
              lam: Annotated[Optional[float], typer.Option("--lambda", help="Explicit lambda, bits per 8-bit SSE unit (default: tied to --param).")] = None,
@@ -146,7 +148,7 @@ def optimize(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: Me
                   reference=reference, init=init, device=device, backend=backend, coded_distortion=coded_distortion)
     stage_params("optimize", **params)  # every value checked before the scene is loaded
     check_output_dir(out)
-    scene = load_scene(_source(colmap, sfm, mesh, images, scale, seed))
+    scene = load_scene(_source(colmap, sfm, mesh, images, scale, seed, vertex_frame))
     result = call_stage("optimize", out, {"scene": scene}, **params)
     s = result["summary"]
     name = "quality" if "quality" in s else "qp"
@@ -161,6 +163,7 @@ def optimize(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: Me
 def compress(mesh: Annotated[Path, typer.Argument(help="Textured mesh: OpenMVS .ply, Meshroom or other .obj.")],
              out: Annotated[Path, typer.Option("--out", "-o", help="Output: a .glb / .gltf file, or a folder (mesh + page files).")],
              colmap: ColmapOpt = None, sfm: SfmOpt = None, images: ImagesOpt = None,
+             vertex_frame: VertexFrameOpt = "auto",
              codec: Annotated[CodecChoice, typer.Option(help="Codec of the published pages.")] = "jpeg",
              param: Annotated[Optional[int], typer.Option("--quality", "--param", help="The codec's setting: JPEG quality (default: middle of the standard sweep).")] = None,
              generated_views: Annotated[bool, typer.Option(help="Add viewpoints generated around the mesh to its cameras (always used without cameras).")] = False,
@@ -178,7 +181,7 @@ def compress(mesh: Annotated[Path, typer.Argument(help="Textured mesh: OpenMVS .
                   iterations=iterations, lambda_scale=lambda_scale, device=device, backend=backend)
     stage_params("compress", **params)  # every value checked before the mesh is loaded
     check_output_dir(folder)
-    scene = load_scene(_source(colmap, sfm, mesh, images, 1.0, 0))
+    scene = load_scene(_source(colmap, sfm, mesh, images, 1.0, 0, vertex_frame))
     result = call_stage("compress", folder, {"scene": scene}, **params)
     typer.echo(summary_line(json.loads(result["record"].read_text())))
     typer.echo(f"wrote {result['asset']} and {result['record']}")
@@ -238,7 +241,7 @@ def _int_csv(option: str, text: str | None) -> list[int] | None:
 @user_errors
 def evaluate(out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out/evaluate"),
              colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: MeshOpt = None, images: ImagesOpt = None,
-             scale: ScaleOpt = 1.0, seed: SeedOpt = 0,
+             scale: ScaleOpt = 1.0, seed: SeedOpt = 0, vertex_frame: VertexFrameOpt = "auto",
              codec: CodecOpt = "jpeg",
              methods: Annotated[str, typer.Option(help=f"Comma-separated methods, of: {', '.join(METHODS)} (the padding baselines, then the optimiser).")] = ",".join(DEFAULT_METHODS),
              points: Annotated[Optional[str], typer.Option(help="Comma-separated operating points (JPEG quality or QP); default the codec's.")] = None,
@@ -262,7 +265,7 @@ def evaluate(out: Annotated[Path, typer.Option("--out", "-o", help="Output folde
                   holdout=tuple(_int_csv("--holdout", holdout) or ()), coded_distortion=coded_distortion)
     stage_params("evaluate", **params)  # every value checked before the scene is loaded
     check_output_dir(out)
-    scene = load_scene(_source(colmap, sfm, mesh, images, scale, seed))
+    scene = load_scene(_source(colmap, sfm, mesh, images, scale, seed, vertex_frame))
     result = call_stage("evaluate", out, {"scene": scene}, **params)
     typer.echo((out / "report.md").read_text())
     typer.echo(f"wrote {result['report']}")
@@ -271,11 +274,11 @@ def evaluate(out: Annotated[Path, typer.Option("--out", "-o", help="Output folde
 @app.command()
 @user_errors
 def pad(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: MeshOpt = None, images: ImagesOpt = None,
-        scale: ScaleOpt = 1.0, seed: SeedOpt = 0,
+        scale: ScaleOpt = 1.0, seed: SeedOpt = 0, vertex_frame: VertexFrameOpt = "auto",
         method: Annotated[PaddingChoice, typer.Option(help="Padding method.")] = "spp") -> None:
     """Pad the atlas gutters (texels a render reads kept bit for bit); write the tiles and mesh.obj."""
     check_output_dir(out)
-    scene = load_scene(_source(colmap, sfm, mesh, images, scale, seed))
+    scene = load_scene(_source(colmap, sfm, mesh, images, scale, seed, vertex_frame))
     result = call_stage("pad", out, {"scene": scene}, method=method)
     typer.echo(f"wrote {result['mesh']} and {len(scene.atlas.udims)} padded tile(s) beside it")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from rrd.demo_scene import make_demo_scene
 from rrd.errors import InputError
 from rrd.scene import Scene
+from rrd_pipeline.choices import VertexFrameChoice
 
 __all__ = ["SceneSource", "load_scene", "colmap_model_dir"]
 
@@ -28,6 +29,8 @@ class SceneSource:
         images: the photos' folder; default ``<colmap>/images`` for a workspace.
         scale: photo and camera resize factor in (0, 1].
         seed: seed of the demo scene (used when neither colmap nor sfm is given).
+        vertex_frame: how a Meshroom ``.obj``'s vertices relate to the cameras' frame: "auto" (from its
+            material names), "sfm" or "yz_flipped" (:mod:`rrd_pipeline.loaders.meshroom`).
     """
 
     colmap: Path | None = None
@@ -36,6 +39,11 @@ class SceneSource:
     images: Path | None = None
     scale: float = 1.0
     seed: int = 0
+    vertex_frame: VertexFrameChoice = "auto"
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.scale <= 1.0:
+            raise InputError(f"scale {self.scale!r} is out of range; valid: 0 < scale <= 1")
 
 
 def colmap_model_dir(workspace: Path) -> Path:
@@ -59,7 +67,8 @@ def load_scene(source: SceneSource) -> Scene:
         if not colmap.is_dir():
             raise InputError(f"{colmap}: COLMAP workspace not found")
         images = source.images if source.images is not None else colmap / "images"
-        scene = load_colmap_scene(colmap_model_dir(colmap), images, source.mesh, scale=source.scale)
+        scene = load_colmap_scene(colmap_model_dir(colmap), images, source.mesh, scale=source.scale,
+                                  vertex_frame=source.vertex_frame)
         scene.mesh_file = str(source.mesh)
         return scene
     if source.sfm is not None:
@@ -67,7 +76,8 @@ def load_scene(source: SceneSource) -> Scene:
 
         if source.images is None:
             raise InputError("--images is required with --sfm (the folder of the photos the .sfm names)")
-        scene = load_meshroom_scene(source.sfm, source.mesh, source.images, scale=source.scale)
+        scene = load_meshroom_scene(source.sfm, source.mesh, source.images, scale=source.scale,
+                                    vertex_frame=source.vertex_frame)
         scene.mesh_file = str(source.mesh)
         return scene
     if source.mesh is not None:
@@ -76,7 +86,7 @@ def load_scene(source: SceneSource) -> Scene:
         mesh_path = Path(source.mesh)
         if source.images is not None or source.scale != 1.0:
             raise InputError("--images and --scale apply to photos; a mesh alone has none (add --colmap or --sfm)")
-        mesh, atlas = read_textured_mesh(mesh_path)
+        mesh, atlas = read_textured_mesh(mesh_path, vertex_frame=source.vertex_frame)
         return Scene(mesh, atlas, cameras=[], name=mesh_path.stem, mesh_file=str(mesh_path))
     scene = make_demo_scene(seed=source.seed)
     if source.scale != 1.0:

@@ -26,7 +26,7 @@ __all__ = [
 
 
 def read_textured_mesh(path: str | Path, texture_paths: Sequence[str | Path] | None = None,
-                       ) -> tuple[TexturedMesh, Atlas]:
+                       vertex_frame: str = "auto") -> tuple[TexturedMesh, Atlas]:
     """Read a textured mesh and its atlas, choosing the reader by file ending.
 
     Args:
@@ -34,6 +34,8 @@ def read_textured_mesh(path: str | Path, texture_paths: Sequence[str | Path] | N
             :func:`read_meshroom_obj` with ``vertex_frame="auto"``).
         texture_paths: for a ``.ply``, texture files replacing those its header names (tile 1001 + k
             for the k-th).
+        vertex_frame: for a Meshroom ``.obj``, how its vertices relate to the cameras' frame
+            (:data:`rrd_pipeline.loaders.meshroom.VERTEX_FRAMES`; "auto" reads it from the material names).
     Returns:
         (mesh, atlas) in the conventions of :mod:`rrd.scene`.
     Raises:
@@ -51,5 +53,5 @@ def read_textured_mesh(path: str | Path, texture_paths: Sequence[str | Path] | N
     if suffix == ".obj":
         if texture_paths is not None:
             raise InputError(f"{path}: an OBJ names its textures in its .mtl; texture_paths applies to .ply only")
-        return read_meshroom_obj(path)
+        return read_meshroom_obj(path, vertex_frame)
     raise InputError(f"{path}: unknown mesh file type {suffix!r}; expected .ply (OpenMVS) or .obj (Meshroom)")

@@ -85,7 +85,7 @@ def read_colmap_cameras(model_dir: str | Path) -> list[Camera]:
 
 def load_colmap_scene(model_dir: str | Path, images_dir: str | Path, mesh_path: str | Path,
                       texture_paths: Sequence[str | Path] | None = None, scale: float = 1.0,
-                      name: str | None = None) -> Scene:
+                      name: str | None = None, vertex_frame: str = "auto") -> Scene:
     """Load a scene posed by COLMAP: cameras, photos, textured mesh and atlas.
 
     Args:
@@ -97,6 +97,7 @@ def load_colmap_scene(model_dir: str | Path, images_dir: str | Path, mesh_path: 
             (tile 1001 + k for the k-th).
         scale: photo resize factor in (0, 1]; photos and cameras are scaled together.
         name: scene label; default the mesh file's stem.
+        vertex_frame: of a Meshroom ``.obj`` mesh (:func:`rrd_pipeline.loaders.read_textured_mesh`).
     Returns:
         The :class:`Scene`, cameras sorted by image name, photos ``uint8``.
     Raises:
@@ -106,6 +107,6 @@ def load_colmap_scene(model_dir: str | Path, images_dir: str | Path, mesh_path: 
     from rrd_pipeline.loaders import read_textured_mesh
     from rrd_pipeline.loaders.images import load_photos
 
-    mesh, atlas = read_textured_mesh(mesh_path, texture_paths)
+    mesh, atlas = read_textured_mesh(mesh_path, texture_paths, vertex_frame)
     cameras, photos = load_photos(read_colmap_cameras(model_dir), images_dir, scale)
     return Scene(mesh, atlas, cameras, photos, name or Path(mesh_path).stem, [c.name for c in cameras])

@@ -188,7 +188,7 @@ def read_meshroom_obj(path: str | Path, vertex_frame: str = "auto") -> tuple[Tex
     if vertex_frame == "auto":
         if len(frames) != 1 or None in frames:
             raise InputError(f"{path}: cannot tell the vertex frame from the material names {materials}; "
-                             "pass vertex_frame='sfm' or 'yz_flipped'")
+                             "choose it with --vertex-frame sfm or yz_flipped (pipelines: vertex_frame)")
         vertex_frame = frames.pop()
 
     vertices = np.asarray(v_rows, dtype=np.float64).reshape(-1, 3)
