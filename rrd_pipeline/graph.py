@@ -283,8 +283,9 @@ class _Source:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{path}: cannot read pipeline file ({exc})") from None
-        loader = yaml.SafeLoader(text)
+        loader = None
         try:
+            loader = yaml.SafeLoader(text)  # reads the stream: a control character already fails here
             self.root = loader.get_single_node()
             self.data = None if self.root is None else loader.construct_document(self.root)
         except yaml.MarkedYAMLError as exc:
@@ -294,7 +295,8 @@ class _Source:
         except yaml.YAMLError as exc:
             raise InputError(f"{path}: YAML error: {' '.join(str(exc).split())}") from None
         finally:
-            loader.dispose()
+            if loader is not None:
+                loader.dispose()
         self._check_duplicate_keys()
 
     def _check_duplicate_keys(self) -> None:

@@ -50,10 +50,14 @@ def finish_mesh(vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray, source:
         face = int(np.flatnonzero(bad_index.any(axis=1))[0])
         raise InputError(f"{source}: face {face} references vertex {faces[face].tolist()} but there are "
                          f"{len(vertices)} vertices")
-    if not np.isfinite(vertices).all():
-        raise InputError(f"{source}: {int((~np.isfinite(vertices)).any(axis=1).sum())} vertices are not finite")
-    if not np.isfinite(uv).all():
-        raise InputError(f"{source}: {int((~np.isfinite(uv)).any(axis=(1, 2)).sum())} faces have non-finite UVs")
+    # Checked as stored (float32): a value beyond its range is as unusable as an infinity.
+    with np.errstate(over="ignore"):
+        finite_vertices, finite_uv = np.isfinite(vertices.astype(np.float32)), np.isfinite(uv.astype(np.float32))
+    if not finite_vertices.all():
+        raise InputError(f"{source}: {int((~finite_vertices).any(axis=1).sum())} vertices are not finite "
+                         "(or beyond 32-bit floats)")
+    if not finite_uv.all():
+        raise InputError(f"{source}: {int((~finite_uv).any(axis=(1, 2)).sum())} faces have non-finite UVs")
 
     corners = vertices[faces]
     edges = corners[:, [1, 2, 0]] - corners

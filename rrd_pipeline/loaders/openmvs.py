@@ -72,6 +72,8 @@ def _parse_header(path: Path, raw: bytes) -> tuple[str, list[_Element], list[str
                 else:
                     prop = _Property(words[2], _PLY_TYPES[words[1]])
                 last = elements[-1]
+                if any(p.name == prop.name for p in last.properties):
+                    raise InputError(f"{path}: PLY element '{last.name}' declares property '{prop.name}' twice")
                 elements[-1] = _Element(last.name, last.count, last.properties + (prop,))
             else:
                 raise ValueError
