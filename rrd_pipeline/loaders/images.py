@@ -141,8 +141,8 @@ def read_atlas(paths: Sequence[str | Path], udims: Sequence[int] | None = None) 
         ``round(255 x)`` restores them exactly), 16-bit files by 65535, float files as stored;
         ``names`` are the files' base names.
     Raises:
-        InputError: a file is missing or unreadable, the tiles differ in size, or ``udims`` does not
-            match ``paths``.
+        InputError: a file is missing or unreadable, or ``udims`` does not match ``paths``. Pages may
+            differ in size (:class:`rrd.scene.Atlas` keeps each at its own).
     """
     paths = [Path(p) for p in paths]
     if not paths:
@@ -155,12 +155,8 @@ def read_atlas(paths: Sequence[str | Path], udims: Sequence[int] | None = None) 
     tiles = []
     for path in paths:
         img = read_image(path)
-        tile = img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32)
-        if tiles and tile.shape != tiles[0].shape:
-            raise InputError(f"{path}: texture is {tile.shape[1]}x{tile.shape[0]} but {paths[0].name} is "
-                             f"{tiles[0].shape[1]}x{tiles[0].shape[0]}; all tiles must have one size")
-        tiles.append(tile)
-    return Atlas(np.stack(tiles), udims, tuple(p.name for p in paths))
+        tiles.append(img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32))
+    return Atlas.from_pages(tiles, udims, tuple(p.name for p in paths))
 
 
 def srgb_encode(linear: np.ndarray) -> np.ndarray:

@@ -70,8 +70,13 @@ _MATERIAL_FRAMES = (
 _NON_PINHOLE_TYPES = ("equidistant", "equidistant_r3", "equirectangular")
 
 
+# A map_Kd option and its arguments (numbers, on/off, a channel letter), before the file name.
+_MAP_OPTION = re.compile(r"\s*-(?:blendu|blendv|cc|clamp|imfchan|texres|type|bm|boost|mm|o|s|t)"
+                         r"(?:\s+(?:-?[\d.]+(?:e-?\d+)?|on|off|[rgbmlz]))*(?=\s)", re.IGNORECASE)
+
+
 def _parse_mtl(path: Path) -> dict[str, str]:
-    """Material name -> texture file (the last word of its ``map_Kd`` line, relative to the MTL)."""
+    """Material name -> texture file of its ``map_Kd`` (options skipped, spaces kept; relative to the MTL)."""
     if not path.is_file():
         raise InputError(f"{path}: material library not found")
     textures, current = {}, None
@@ -83,8 +88,22 @@ def _parse_mtl(path: Path) -> dict[str, str]:
             current = line.split(None, 1)[1].strip()
             textures.setdefault(current, "")
         elif words[0] == "map_Kd" and current is not None and len(words) > 1:
-            textures[current] = words[-1]
+            rest = line.split(None, 1)[1]
+            while (option := _MAP_OPTION.match(rest)) is not None:
+                rest = rest[option.end():]
+            textures[current] = rest.strip()
     return textures
+
+
+def _texture_path(obj: Path, name: str) -> Path:
+    """The texture file a material names, refused when it leaves the mesh's folder (a mesh from elsewhere
+    must not make rrd read, and embed in its output, any file of this machine)."""
+    if name.lower().startswith(("file:", "http:", "https:")) or Path(name).is_absolute():
+        raise InputError(f"{obj}: texture {name!r} is not a path relative to the mesh; copy it beside the mesh")
+    target = (obj.parent / name).resolve()
+    if not target.is_relative_to(obj.parent.resolve()):
+        raise InputError(f"{obj}: texture {name!r} lies outside the mesh's folder; copy it beside the mesh")
+    return obj.parent / name
 
 
 def _material_tile(name: str, texture: str) -> tuple[int | None, str | None]:
@@ -179,12 +198,12 @@ def read_meshroom_obj(path: str | Path, vertex_frame: str = "auto") -> tuple[Tex
         if not textures.get(name):
             raise InputError(f"{path}: material {name!r} has no texture (no map_Kd in {', '.join(mtllibs)})")
         tile, frame = _material_tile(name, textures[name])
-        if tile is None or tile < 1001:
-            raise InputError(f"{path}: cannot tell the UDIM tile of material {name!r} (texture {textures[name]})")
         tiles.append(tile)
         frames.add(frame)
-    if len(set(tiles)) != len(tiles):
-        raise InputError(f"{path}: several materials use the same UDIM tile ({tiles})")
+    if any(t is None or t < 1001 for t in tiles) or len(set(tiles)) != len(tiles):
+        # Not a Meshroom UDIM mesh (mvs-texturing, OpenMVS, Metashape, ...): material k is page 1001 + k,
+        # and the vertices are taken as written.
+        tiles, frames = [1001 + k for k in range(len(materials))], {"sfm"}
     if vertex_frame == "auto":
         if len(frames) != 1 or None in frames:
             raise InputError(f"{path}: cannot tell the vertex frame from the material names {materials}; "
@@ -211,7 +230,7 @@ def read_meshroom_obj(path: str | Path, vertex_frame: str = "auto") -> tuple[Tex
         raise InputError(f"{path}: {int(wrong.sum())} faces have UVs outside the tile of their material "
                          f"(face {face}: material {materials[face_mat[face]]!r}, uv {np.round(uv[face], 4).tolist()})")
     order = np.argsort(tiles)
-    atlas = read_atlas([path.parent / textures[materials[i]] for i in order], [tiles[i] for i in order])
+    atlas = read_atlas([_texture_path(path, textures[materials[i]]) for i in order], [tiles[i] for i in order])
     return finish_mesh(vertices, faces, uv, path, atlas.udims), atlas
 
 
