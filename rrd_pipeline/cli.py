@@ -59,7 +59,7 @@ app = typer.Typer(cls=_OneLineUsageErrors, add_completion=False, no_args_is_help
 
 ColmapOpt = Annotated[Optional[Path], typer.Option("--colmap", help="COLMAP workspace (sparse/0 + images/) or sparse model folder.")]
 SfmOpt = Annotated[Optional[Path], typer.Option("--sfm", help="Meshroom/AliceVision .sfm camera file.")]
-MeshOpt = Annotated[Optional[Path], typer.Option("--mesh", help="Textured mesh: OpenMVS .ply or Meshroom texturedMesh.obj.")]
+MeshOpt = Annotated[Optional[Path], typer.Option("--mesh", help="Textured mesh: OpenMVS .ply, an .obj (Meshroom or any texturer's) or glTF .glb/.gltf.")]
 ImagesOpt = Annotated[Optional[Path], typer.Option("--images", help="Photo folder (default: <colmap>/images).")]
 ScaleOpt = Annotated[float, typer.Option("--scale", help="Resize photos and cameras by this factor in (0, 1].")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the embedded demo scene (used without --colmap/--sfm).")]
@@ -160,7 +160,7 @@ def optimize(out: OutOpt, colmap: ColmapOpt = None, sfm: SfmOpt = None, mesh: Me
 
 @app.command()
 @user_errors
-def compress(mesh: Annotated[Path, typer.Argument(help="Textured mesh: OpenMVS .ply, Meshroom or other .obj.")],
+def compress(mesh: Annotated[Path, typer.Argument(help="Textured mesh: OpenMVS .ply, an .obj (Meshroom or any texturer's) or glTF .glb/.gltf.")],
              out: Annotated[Path, typer.Option("--out", "-o", help="Output: a .glb / .gltf file, or a folder (mesh + page files).")],
              colmap: ColmapOpt = None, sfm: SfmOpt = None, images: ImagesOpt = None,
              vertex_frame: VertexFrameOpt = "auto",

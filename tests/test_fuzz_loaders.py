@@ -1,4 +1,4 @@
-"""Fuzzing the readers: mutated OBJ/MTL/PLY/.sfm/YAML files never give a traceback or a hang.
+"""Fuzzing the readers: mutated OBJ/MTL/PLY/.sfm/glTF/GLB/YAML files never give a traceback or a hang.
 
 Every mutant (truncated, bytes flipped, a number replaced by nan/inf/a huge or negative value, a line dropped
 or repeated) is either read or refused with an :class:`rrd.errors.InputError` of one line that names the file
@@ -9,6 +9,7 @@ of mutants and each read a watchdog.
 
 from __future__ import annotations
 
+import io
 import random
 import re
 import shutil
@@ -16,7 +17,9 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 import rrd_pipeline.stages  # noqa: F401  (registers the stages the pipeline file names)
 from rrd.errors import InputError
@@ -25,6 +28,7 @@ from rrd_pipeline.loaders import read_textured_mesh
 from rrd_pipeline.loaders.meshroom import read_sfm, write_sfm
 from rrd_pipeline.loaders.openmvs import read_openmvs_ply
 from rrd_pipeline.writers import write_obj, write_ply
+from rrd_pipeline.writers.gltf import write_gltf
 
 MUTANTS = 150
 WATCHDOG_S = 20
@@ -95,6 +99,10 @@ def seeds(small_demo, tmp_path_factory):
     write_ply(root / "ply" / "scene_mesh_texture.ply", small_demo.mesh, small_demo.atlas)
     write_sfm(root / "cameras.sfm", small_demo.cameras)
     shutil.copy(Path(__file__).resolve().parents[1] / "pipelines" / "demo.yaml", root / "demo.yaml")
+    page = io.BytesIO()
+    Image.fromarray(np.rint(small_demo.atlas.tiles[0] * 255).astype(np.uint8)).save(page, format="JPEG")
+    write_gltf(root / "mesh.glb", small_demo.mesh, small_demo.atlas, [(page.getvalue(), "image/jpeg")])
+    write_gltf(root / "mesh.gltf", small_demo.mesh, small_demo.atlas, [(page.getvalue(), "image/jpeg")])
     return root
 
 
@@ -104,7 +112,9 @@ def seeds(small_demo, tmp_path_factory):
     ("ply/scene_mesh_texture.ply", read_openmvs_ply),
     ("cameras.sfm", read_sfm),
     ("demo.yaml", load_pipeline),
-], ids=["obj", "mtl", "ply", "sfm", "yaml"])
+    ("mesh.glb", read_textured_mesh),
+    ("mesh.gltf", read_textured_mesh),
+], ids=["obj", "mtl", "ply", "sfm", "yaml", "glb", "gltf"])
 def test_mutated_files_are_read_or_refused_in_one_line_naming_the_file(seeds, name, read):
     target = seeds / name
     read(target if name != "obj/texturedMesh.mtl" else target)  # the seed itself reads

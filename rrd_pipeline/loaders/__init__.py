@@ -1,4 +1,4 @@
-"""Loaders for photogrammetry outputs: OpenMVS, COLMAP and Meshroom (AliceVision).
+"""Loaders for photogrammetry outputs: OpenMVS, COLMAP, Meshroom (AliceVision), any textured OBJ and glTF 2.0.
 
 Every loader returns the types of :mod:`rrd.scene` in its conventions and raises
 :class:`rrd.errors.InputError` with one line naming the file and the problem.
@@ -30,8 +30,9 @@ def read_textured_mesh(path: str | Path, texture_paths: Sequence[str | Path] | N
     """Read a textured mesh and its atlas, choosing the reader by file ending.
 
     Args:
-        path: ``.ply`` (OpenMVS, :func:`read_openmvs_ply`) or ``.obj`` (Meshroom,
-            :func:`read_meshroom_obj` with ``vertex_frame="auto"``).
+        path: ``.ply`` (OpenMVS, :func:`read_openmvs_ply`), ``.obj`` (:func:`read_meshroom_obj`: Meshroom's
+            UDIM meshes, and every other texturer's OBJ with material k as page 1001 + k) or ``.glb`` /
+            ``.gltf`` (:func:`rrd_pipeline.loaders.gltf.read_gltf`).
         texture_paths: for a ``.ply``, texture files replacing those its header names (tile 1001 + k
             for the k-th).
         vertex_frame: for a Meshroom ``.obj``, how its vertices relate to the cameras' frame
@@ -54,4 +55,10 @@ def read_textured_mesh(path: str | Path, texture_paths: Sequence[str | Path] | N
         if texture_paths is not None:
             raise InputError(f"{path}: an OBJ names its textures in its .mtl; texture_paths applies to .ply only")
         return read_meshroom_obj(path, vertex_frame)
-    raise InputError(f"{path}: unknown mesh file type {suffix!r}; expected .ply (OpenMVS) or .obj (Meshroom)")
+    if suffix in (".glb", ".gltf"):
+        if texture_paths is not None:
+            raise InputError(f"{path}: a glTF names its textures itself; texture_paths applies to .ply only")
+        from rrd_pipeline.loaders.gltf import read_gltf
+
+        return read_gltf(path)
+    raise InputError(f"{path}: unknown mesh file type {suffix!r}; expected .ply (OpenMVS), .obj, .glb or .gltf")
