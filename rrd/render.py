@@ -60,8 +60,15 @@ def face_tiles(mesh: TexturedMesh, atlas: Atlas) -> np.ndarray:
 
 
 def make_view(fragments: Fragments, mesh: TexturedMesh, atlas: Atlas, camera: Camera) -> View:
-    """Keep the covered pixels of a rasterization, with tile indices and tile-local UVs."""
-    pixels = torch.nonzero(fragments.mask.reshape(-1)).squeeze(1)
+    """Keep the covered pixels of a rasterization, with tile indices and tile-local UVs.
+
+    A pixel whose interpolated UV or UV derivatives are not finite (a face seen exactly edge-on can give 0/0
+    barycentrics) cannot be sampled and counts as not covered.
+    """
+    finite = torch.cat([fragments.uv.reshape(-1, 2), fragments.uv_dx.reshape(-1, 2),
+                        fragments.uv_dy.reshape(-1, 2)], dim=1).isfinite().all(dim=1)
+    covered = fragments.mask.reshape(-1) & finite
+    pixels = torch.nonzero(covered).squeeze(1)
     face = fragments.face.reshape(-1)[pixels]
     tile = torch.from_numpy(face_tiles(mesh, atlas))[face]
     # Local UVs relative to each face's tile origin (floor of its UV centroid), so a face whose corners sit
