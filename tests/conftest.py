@@ -24,3 +24,17 @@ def small_demo():
     from rrd.demo_scene import make_demo_scene
 
     return make_demo_scene(seed=0, width=96, height=72, n_views=4, atlas_size=256, subdivisions=2)
+
+
+@pytest.fixture(scope="session")
+def meshroom_output(small_demo, tmp_path_factory):
+    """The small demo saved as a Meshroom output: cameras.sfm, images/, mesh/texturedMesh.obj + its page."""
+    from rrd_pipeline.loaders.meshroom import write_sfm
+    from rrd_pipeline.writers import write_image, write_obj
+
+    root = tmp_path_factory.mktemp("meshroom")
+    for cam, photo in zip(small_demo.cameras, small_demo.photos):
+        write_image(root / "images" / cam.name, photo)
+    write_sfm(root / "cameras.sfm", small_demo.cameras)
+    write_obj(root / "mesh" / "texturedMesh.obj", small_demo.mesh, small_demo.atlas)
+    return root

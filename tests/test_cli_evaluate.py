@@ -10,20 +10,14 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from rrd_pipeline.cli import app
-from rrd_pipeline.loaders.meshroom import write_sfm
-from rrd_pipeline.writers import write_image, write_obj
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def scene_args(small_demo, tmp_path_factory):
+def scene_args(meshroom_output):
     """Scene options of the small demo saved as .sfm + texturedMesh.obj + photos."""
-    root = tmp_path_factory.mktemp("meshroom")
-    for cam, photo in zip(small_demo.cameras, small_demo.photos):
-        write_image(root / "images" / cam.name, photo)
-    write_sfm(root / "cameras.sfm", small_demo.cameras)
-    write_obj(root / "mesh" / "texturedMesh.obj", small_demo.mesh, small_demo.atlas)
+    root = meshroom_output
     return ["--sfm", str(root / "cameras.sfm"), "--mesh", str(root / "mesh" / "texturedMesh.obj"),
             "--images", str(root / "images")]
 

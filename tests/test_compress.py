@@ -8,22 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from rrd_pipeline.cli import app
-from rrd_pipeline.loaders.meshroom import write_sfm
-from rrd_pipeline.writers import write_image, write_obj
 
 runner = CliRunner()
 FAST = ["--iterations", "5", "--quality", "70"]
-
-
-@pytest.fixture(scope="module")
-def meshroom_output(small_demo, tmp_path_factory):
-    """The small demo saved as a Meshroom output: cameras.sfm, images/, mesh/texturedMesh.obj + page."""
-    root = tmp_path_factory.mktemp("meshroom")
-    for cam, photo in zip(small_demo.cameras, small_demo.photos):
-        write_image(root / "images" / cam.name, photo)
-    write_sfm(root / "cameras.sfm", small_demo.cameras)
-    write_obj(root / "mesh" / "texturedMesh.obj", small_demo.mesh, small_demo.atlas)
-    return root
 
 
 def test_compress_with_cameras_publishes_a_folder_and_says_what_was_gained(meshroom_output, tmp_path):

@@ -84,7 +84,7 @@ def test_obj_errors(tmp_path):
         read_meshroom_obj(no_uv)
     missing = _obj(tmp_path / "c", SQUARE + "usemtl material_1001\nf 1/1 2/2 3/3\n", {"material_1001": "t.png"})
     (tmp_path / "c" / "t.png").unlink()
-    with pytest.raises(InputError, match=r"t\.png: image file not found"):
+    with pytest.raises(InputError, match=r"m\.obj: texture 't\.png' is missing"):
         read_meshroom_obj(missing)
     outside = _obj(tmp_path / "d", SQUARE + "vt 1.5 0.5\nusemtl material_1001\nf 1/1 2/2 3/5\n",
                    {"material_1001": "texture_1001.png"})

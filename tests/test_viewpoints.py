@@ -85,7 +85,7 @@ def _open_box(page: int = 64) -> tuple:
 
 def test_generated_cameras_see_every_texel_at_native_resolution():
     from rrd.demo_scene import make_demo_scene
-    from rrd.viewpoints import generated_coverage, texel_cameras
+    from rrd.viewpoints import native_coverage, texel_cameras
 
     scene = make_demo_scene(width=96, height=72, n_views=4, atlas_size=256, subdivisions=2)
     cameras = texel_cameras(scene.mesh, scene.atlas, backend="cpu")
@@ -94,14 +94,14 @@ def test_generated_cameras_see_every_texel_at_native_resolution():
     assert all(np.array_equal(a.K, b.K) and np.array_equal(a.R, b.R) and np.array_equal(a.t, b.t)
                for a, b in zip(cameras, again))
     assert all(c.width <= 2048 and c.K[0, 0] > 0 and np.isfinite(c.t).all() for c in cameras)
-    assert generated_coverage(scene.mesh, scene.atlas, cameras, "cpu") >= 0.99
+    assert native_coverage(scene.mesh, scene.atlas, cameras, "cpu") >= 0.99
     # the photos' cameras see the same texels far more coarsely
-    assert generated_coverage(scene.mesh, scene.atlas, scene.cameras, "cpu") < 0.5
+    assert native_coverage(scene.mesh, scene.atlas, scene.cameras, "cpu") < 0.5
 
 
 def test_generated_cameras_see_inside_a_concave_part():
-    from rrd.viewpoints import generated_coverage, texel_cameras
+    from rrd.viewpoints import native_coverage, texel_cameras
 
     mesh, atlas = _open_box()
     cameras = texel_cameras(mesh, atlas, backend="cpu")
-    assert generated_coverage(mesh, atlas, cameras, "cpu") >= 0.99
+    assert native_coverage(mesh, atlas, cameras, "cpu") >= 0.99

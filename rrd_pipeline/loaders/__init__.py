@@ -9,11 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from rrd.errors import InputError
 from rrd.scene import Atlas, TexturedMesh
 from rrd_pipeline.loaders.colmap import load_colmap_scene, read_colmap_cameras
 from rrd_pipeline.loaders.images import load_photos, read_atlas, read_image
-from rrd_pipeline.loaders.meshroom import load_meshroom_scene, read_meshroom_obj, read_sfm, write_sfm
+from rrd_pipeline.loaders.gltf import read_gltf
+from rrd_pipeline.loaders.meshroom import is_meshroom_obj, load_meshroom_scene, read_meshroom_obj, read_sfm, write_sfm
+from rrd_pipeline.loaders.obj import read_obj
 from rrd_pipeline.loaders.openmvs import read_mvs_cameras, read_openmvs_ply
 
 __all__ = [
@@ -21,7 +25,7 @@ __all__ = [
     "read_openmvs_ply", "read_mvs_cameras",
     "read_colmap_cameras", "load_colmap_scene",
     "read_meshroom_obj", "read_sfm", "write_sfm", "load_meshroom_scene",
-    "read_textured_mesh",
+    "read_obj", "read_gltf", "read_textured_mesh",
 ]
 
 
@@ -54,11 +58,16 @@ def read_textured_mesh(path: str | Path, texture_paths: Sequence[str | Path] | N
     if suffix == ".obj":
         if texture_paths is not None:
             raise InputError(f"{path}: an OBJ names its textures in its .mtl; texture_paths applies to .ply only")
-        return read_meshroom_obj(path, vertex_frame)
+        if not path.is_file():
+            raise InputError(f"{path}: OBJ file not found")
+        if is_meshroom_obj(path):
+            return read_meshroom_obj(path, vertex_frame)
+        mesh, atlas = read_obj(path)
+        if vertex_frame == "yz_flipped":  # "auto" and "sfm": positions as written
+            mesh = TexturedMesh(mesh.vertices * np.float32([1, -1, -1]), mesh.faces, mesh.uv)
+        return mesh, atlas
     if suffix in (".glb", ".gltf"):
         if texture_paths is not None:
             raise InputError(f"{path}: a glTF names its textures itself; texture_paths applies to .ply only")
-        from rrd_pipeline.loaders.gltf import read_gltf
-
         return read_gltf(path)
     raise InputError(f"{path}: unknown mesh file type {suffix!r}; expected .ply (OpenMVS), .obj, .glb or .gltf")

@@ -16,6 +16,7 @@ import numpy as np
 
 from rrd.errors import InputError
 from rrd.scene import Camera, Scene
+from rrd_pipeline.loaders._camera import checked_camera
 
 __all__ = ["PINHOLE_MODELS", "read_colmap_cameras", "load_colmap_scene"]
 
@@ -67,14 +68,20 @@ def read_colmap_cameras(model_dir: str | Path) -> list[Camera]:
                          f"PINHOLE/SIMPLE_PINHOLE are rendered directly; undistort the workspace first, e.g. "
                          f"`colmap image_undistorter` or `pycolmap.undistort_images`")
     cameras, unposed = [], []
-    for image in sorted(rec.images.values(), key=lambda im: im.name):
+    try:
+        images = sorted(rec.images.values(), key=lambda im: im.name)
+    except UnicodeDecodeError as err:  # pycolmap decodes the names as UTF-8 only when asked for them
+        raise InputError(f"{model_dir}: an image name in the COLMAP model is not UTF-8 ({err.reason} at byte "
+                         f"{err.start})") from None
+    for image in images:
         if not image.has_pose:
             unposed.append(image.name)
             continue
         pose = _cam_from_world(image)
         cam = rec.cameras[image.camera_id]
-        cameras.append(Camera(np.asarray(cam.calibration_matrix()), np.asarray(pose.rotation.matrix()),
-                              np.asarray(pose.translation), int(cam.width), int(cam.height), image.name))
+        cameras.append(checked_camera(model_dir, np.asarray(cam.calibration_matrix()),
+                                      np.asarray(pose.rotation.matrix()), np.asarray(pose.translation),
+                                      int(cam.width), int(cam.height), image.name))
     if unposed:
         warnings.warn(f"{model_dir}: skipped {len(unposed)} images without a pose: {', '.join(unposed)}",
                       stacklevel=2)

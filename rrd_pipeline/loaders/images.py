@@ -24,7 +24,7 @@ from rrd.errors import InputError
 from rrd.scene import Atlas, Camera
 from rrd_pipeline.writers import to_uint8
 
-__all__ = ["IMAGE_SUFFIXES", "read_image", "read_atlas", "resize_image", "srgb_encode",
+__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "read_image", "read_atlas", "resize_image", "srgb_encode",
            "load_photos"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".exr")
@@ -32,6 +32,11 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".exr")
 
 # Photos with tens of megapixels are normal; Pillow's decompression-bomb guard would reject them.
 Image.MAX_IMAGE_PIXELS = None
+
+MAX_PIXELS = 1 << 30
+"""Largest image :func:`read_image` decodes (a 32768 x 32768 page, 3 GiB as 8-bit RGB): Pillow allocates
+the whole image from the header's size before decoding, so a damaged header claiming 10^5 x 10^5 pixels
+would exhaust memory instead of being refused."""
 
 
 def _read_exr(path: Path) -> np.ndarray:
@@ -85,7 +90,7 @@ def read_image(path: str | Path) -> np.ndarray:
         (H, W, 3) ``uint8`` for 8-bit files; ``float32`` for 16-bit files (divided by 65535), float
         TIFF and OpenEXR (values as stored). Row 0 is the top of the image.
     Raises:
-        InputError: the file is missing or cannot be decoded.
+        InputError: the file is missing or cannot be decoded, or has more than :data:`MAX_PIXELS` pixels.
     """
     path = Path(path)
     if not path.is_file():
@@ -94,6 +99,9 @@ def read_image(path: str | Path) -> np.ndarray:
         return _read_exr(path)
     try:
         with Image.open(path) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise InputError(f"{path}: the image claims {img.width}x{img.height} pixels; rrd reads at most "
+                                 f"{MAX_PIXELS} (32768 x 32768)")
             if img.mode in ("RGB", "RGBA") and ";16" in _rawmode(img):
                 return _read_rgb16(path, img.width, img.height)
             img.load()
@@ -105,8 +113,12 @@ def read_image(path: str | Path) -> np.ndarray:
             else:
                 return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
             return np.repeat(grey[..., None], 3, axis=-1)
+    except InputError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise InputError(f"{path}: cannot decode the image ({err})") from None
+    except MemoryError:
+        raise InputError(f"{path}: the image is too large to decode in this machine's memory") from None
 
 
 def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:

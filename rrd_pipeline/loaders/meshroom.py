@@ -50,8 +50,10 @@ import numpy as np
 
 from rrd.errors import InputError
 from rrd.scene import Atlas, Camera, Scene, TexturedMesh, udim_of
+from rrd_pipeline.loaders._camera import checked_camera
 from rrd_pipeline.loaders._mesh import finish_mesh
 from rrd_pipeline.loaders.images import IMAGE_SUFFIXES, load_photos, read_atlas
+from rrd_pipeline.loaders.obj import local_reference
 from rrd_pipeline.writers import atomic_write
 
 __all__ = ["VERTEX_FRAMES", "SfmView", "read_meshroom_obj", "read_sfm_views", "read_sfm", "write_sfm",
@@ -95,15 +97,14 @@ def _parse_mtl(path: Path) -> dict[str, str]:
     return textures
 
 
-def _texture_path(obj: Path, name: str) -> Path:
-    """The texture file a material names, refused when it leaves the mesh's folder (a mesh from elsewhere
-    must not make rrd read, and embed in its output, any file of this machine)."""
-    if name.lower().startswith(("file:", "http:", "https:")) or Path(name).is_absolute():
-        raise InputError(f"{obj}: texture {name!r} is not a path relative to the mesh; copy it beside the mesh")
-    target = (obj.parent / name).resolve()
-    if not target.is_relative_to(obj.parent.resolve()):
-        raise InputError(f"{obj}: texture {name!r} lies outside the mesh's folder; copy it beside the mesh")
-    return obj.parent / name
+def is_meshroom_obj(path: str | Path) -> bool:
+    """Whether an OBJ is the Texturing node's: it uses materials, each named as that node names them
+    (``TextureAtlas_<udim>``, ``material_<udim>`` or ``<udim>``, udim >= 1001). Every other OBJ is read by
+    :func:`rrd_pipeline.loaders.obj.read_obj`."""
+    text = Path(path).read_bytes().decode("utf-8", errors="replace")
+    names = {n.strip() for n in re.findall(r"^[ \t]*usemtl[ \t]+(.+)$", text, re.M)}
+    tiles = [next((int(m.group(1)) for p, _ in _MATERIAL_FRAMES if (m := p.match(n))), None) for n in names]
+    return bool(tiles) and all(t is not None and t >= 1001 for t in tiles)
 
 
 def _material_tile(name: str, texture: str) -> tuple[int | None, str | None]:
@@ -198,12 +199,13 @@ def read_meshroom_obj(path: str | Path, vertex_frame: str = "auto") -> tuple[Tex
         if not textures.get(name):
             raise InputError(f"{path}: material {name!r} has no texture (no map_Kd in {', '.join(mtllibs)})")
         tile, frame = _material_tile(name, textures[name])
+        if tile is None or tile < 1001:
+            raise InputError(f"{path}: cannot tell the UDIM tile of material {name!r} (texture {textures[name]}); "
+                             "an OBJ of another texturer is read by read_obj")
         tiles.append(tile)
         frames.add(frame)
-    if any(t is None or t < 1001 for t in tiles) or len(set(tiles)) != len(tiles):
-        # Not a Meshroom UDIM mesh (mvs-texturing, OpenMVS, Metashape, ...): material k is page 1001 + k,
-        # and the vertices are taken as written.
-        tiles, frames = [1001 + k for k in range(len(materials))], {"sfm"}
+    if len(set(tiles)) != len(tiles):
+        raise InputError(f"{path}: several materials use the same UDIM tile ({tiles})")
     if vertex_frame == "auto":
         if len(frames) != 1 or None in frames:
             raise InputError(f"{path}: cannot tell the vertex frame from the material names {materials}; "
@@ -212,7 +214,10 @@ def read_meshroom_obj(path: str | Path, vertex_frame: str = "auto") -> tuple[Tex
 
     vertices = np.asarray(v_rows, dtype=np.float64).reshape(-1, 3)
     uv_rows = np.asarray(vt_rows, dtype=np.float64).reshape(-1, 2)
-    faces, uv_ids = np.asarray(face_v, dtype=np.int64), np.asarray(face_vt, dtype=np.int64)
+    try:
+        faces, uv_ids = np.asarray(face_v, dtype=np.int64), np.asarray(face_vt, dtype=np.int64)
+    except OverflowError:  # an index beyond 64 bits, which no file can have as many vertices
+        raise InputError(f"{path}: a face index is beyond any vertex or texture coordinate count") from None
     if (uv_ids < 0).any() or (uv_ids >= len(uv_rows)).any():
         raise InputError(f"{path}: faces reference texture coordinates outside 1..{len(uv_rows)}")
     if vertex_frame == "yz_flipped":
@@ -230,7 +235,8 @@ def read_meshroom_obj(path: str | Path, vertex_frame: str = "auto") -> tuple[Tex
         raise InputError(f"{path}: {int(wrong.sum())} faces have UVs outside the tile of their material "
                          f"(face {face}: material {materials[face_mat[face]]!r}, uv {np.round(uv[face], 4).tolist()})")
     order = np.argsort(tiles)
-    atlas = read_atlas([_texture_path(path, textures[materials[i]]) for i in order], [tiles[i] for i in order])
+    atlas = read_atlas([local_reference(path, textures[materials[i]], f"texture {textures[materials[i]]!r}")[0]
+                        for i in order], [tiles[i] for i in order])
     return finish_mesh(vertices, faces, uv, path, atlas.udims), atlas
 
 
@@ -256,7 +262,11 @@ def _intrinsic_K(intr: dict, version: tuple[int, int, int]) -> np.ndarray:
         fx, fy = (float(x) for x in intr["pxFocalLength"])
     else:
         f_mm, ratio = float(intr["focalLength"]), float(intr.get("pixelRatio", 1.0))
-        px_per_mm = width / float(intr.get("sensorWidth", 36.0))
+        sensor_mm = float(intr.get("sensorWidth", 36.0))
+        if not (ratio > 0 and sensor_mm > 0):  # divisors below; NaN fails the test too
+            raise ValueError(f"intrinsic {intr.get('intrinsicId')!r} has pixelRatio {ratio:g} and sensorWidth "
+                             f"{sensor_mm:g}; both must be positive")
+        px_per_mm = width / sensor_mm
         if version < (1, 2, 5):
             fx = f_mm * px_per_mm
             fy = fx / ratio
@@ -314,19 +324,22 @@ def read_sfm_views(path: str | Path) -> list[SfmView]:
                 continue
             intr = intrinsics.get(str(view.get("intrinsicId", "")))
             if intr is None:
-                raise InputError(f"{path}: view {name} uses intrinsic {view.get('intrinsicId')!r}, "
+                raise InputError(f"{path}: view {name!r} uses intrinsic {view.get('intrinsicId')!r}, "
                                  "which is not defined")
             R = np.asarray([float(x) for x in pose["rotation"]]).reshape(3, 3, order="F")
             C = np.asarray([float(x) for x in pose["center"]])
             width, height = int(intr["width"]), int(intr["height"])
             if (int(view.get("width", width)), int(view.get("height", height))) != (width, height):
-                raise InputError(f"{path}: view {name} is {view['width']}x{view['height']} but its intrinsic is "
+                raise InputError(f"{path}: view {name!r} is {view['width']!r}x{view['height']!r} but its intrinsic is "
                                  f"{width}x{height}")
-            camera = Camera(_intrinsic_K(intr, version), R, -R @ C, width, height, name)
+            with np.errstate(all="ignore"):  # a huge centre overflows; checked_camera refuses it
+                t = -R @ C
+            camera = checked_camera(path, _intrinsic_K(intr, version), R, t, width, height, name)
             views.append(SfmView(camera, str(view.get("viewId", "")), _distortion(intr)))
     except InputError:
         raise
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, ArithmeticError) as err:
+        # ArithmeticError: a zero sensorWidth or pixelRatio divides by zero in _intrinsic_K.
         raise InputError(f"{path}: malformed .sfm content ({type(err).__name__}: {err})") from None
     if unposed:
         warnings.warn(f"{path}: skipped {len(unposed)} views without a pose: {', '.join(unposed)}", stacklevel=2)
@@ -336,7 +349,7 @@ def read_sfm_views(path: str | Path) -> list[SfmView]:
     names = [v.camera.name for v in views]
     if len(set(names)) != len(names):
         duplicates = sorted({n for n in names if names.count(n) > 1})
-        raise InputError(f"{path}: several views have the photo name {', '.join(duplicates)}")
+        raise InputError(f"{path}: several views have the photo name {', '.join(map(repr, duplicates))}")
     if not views:
         raise InputError(f"{path}: no view has a pose")
     return views

@@ -22,6 +22,7 @@ import numpy as np
 
 from rrd.errors import InputError
 from rrd.scene import Camera, TexturedMesh
+from rrd_pipeline.loaders._camera import checked_camera
 from rrd_pipeline.loaders._mesh import finish_mesh
 
 __all__ = ["read_ply_elements", "read_openmvs_ply", "read_mvs_cameras"]
@@ -65,6 +66,8 @@ def _parse_header(path: Path, raw: bytes) -> tuple[str, list[_Element], list[str
             elif words[0] in ("comment", "obj_info"):
                 comments.append(line.split(None, 1)[1] if len(words) > 1 else "")
             elif words[0] == "element":
+                if int(words[2]) < 0:
+                    raise ValueError
                 elements.append(_Element(words[1], int(words[2]), ()))
             elif words[0] == "property":
                 if words[1] == "list":
@@ -92,6 +95,13 @@ def _read_binary_element(path: Path, elem: _Element, buf: memoryview, offset: in
         return InputError(f"{path}: file is truncated inside element '{elem.name}' ({elem.count} records "
                           f"declared, {len(buf)} bytes in the file)")
 
+    if not elem.properties:
+        return {}, offset  # nothing stored, whatever the count
+    # Every record holds at least its scalars and list counts: a count the file cannot hold (a damaged
+    # header claiming 10^12 vertices) is refused before anything is allocated or looped over.
+    smallest = sum(np.dtype(p.count_dtype or p.dtype).itemsize for p in elem.properties)
+    if elem.count * smallest > len(buf) - offset:
+        raise truncated()
     # Fast path: assume every list has the length found in the first record, then verify.
     fields, pos = [], offset
     for prop in elem.properties:
@@ -109,7 +119,8 @@ def _read_binary_element(path: Path, elem: _Element, buf: memoryview, offset: in
     record = np.dtype(fields)
     if offset + record.itemsize * elem.count <= len(buf):
         table = np.frombuffer(buf, record, elem.count, offset)
-        uniform = all((table[name] == table[name][0]).all() for name in record.names if name.endswith("\0count"))
+        uniform = elem.count == 0 or all((table[name] == table[name][0]).all()
+                                         for name in record.names if name.endswith("\0count"))
         if uniform:
             out = {p.name: np.array(table[p.name]) for p in elem.properties}
             return out, offset + record.itemsize * elem.count
@@ -134,6 +145,25 @@ def _read_binary_element(path: Path, elem: _Element, buf: memoryview, offset: in
     out = {p.name: (values[p.name] if p.count_dtype is not None else np.array(values[p.name]))
            for p in elem.properties}
     return out, pos
+
+
+def _typed(path: Path, elem: _Element, prop: _Property, values: np.ndarray) -> np.ndarray:
+    """ASCII ``values`` (float64, any shape) in the property's type.
+
+    Raises:
+        InputError: an integer property holding a value that is not an integer of its type (NaN, inf,
+            a fraction, out of range); a cast would raise or silently wrap around.
+    """
+    dtype = np.dtype(prop.dtype)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(values) | (values != np.round(values)) | (values < info.min) | (values > info.max)
+        if bad.any():
+            raise InputError(f"{path}: element '{elem.name}' property '{prop.name}' holds {values[bad].flat[0]!r}, "
+                             f"which is not a {dtype.name}")
+    with np.errstate(over="ignore"):  # floats beyond float32 become inf, which finish_mesh names
+        return values.astype(dtype)
 
 
 def _read_ascii_elements(path: Path, elements: list[_Element], text: str,
@@ -166,11 +196,11 @@ def _read_ascii_elements(path: Path, elements: list[_Element], text: str,
         for prop in elem.properties:
             vals = values[prop.name]
             if prop.count_dtype is None:
-                result[elem.name][prop.name] = np.array(vals, dtype=prop.dtype)
+                result[elem.name][prop.name] = _typed(path, elem, prop, np.array(vals, dtype=np.float64))
             elif vals and all(len(v) == len(vals[0]) for v in vals):
-                result[elem.name][prop.name] = np.stack(vals).astype(prop.dtype)
+                result[elem.name][prop.name] = _typed(path, elem, prop, np.stack(vals))
             else:
-                result[elem.name][prop.name] = [v.astype(prop.dtype) for v in vals]
+                result[elem.name][prop.name] = [_typed(path, elem, prop, v) for v in vals]
     return result
 
 
@@ -208,6 +238,8 @@ def _fan(lists: np.ndarray | list[np.ndarray], width: int) -> tuple[np.ndarray, 
         (triangles, source_face): (F', 3, width) corner values and (F',) index of the polygon each
         triangle came from.
     """
+    if len(lists) == 0:
+        return np.zeros((0, 3, width)), np.zeros(0, dtype=np.int64)
     if isinstance(lists, np.ndarray):
         polys = [lists.reshape(len(lists), -1, width)]
         owners = [np.arange(len(lists))]
@@ -395,17 +427,19 @@ def read_mvs_cameras(path: str | Path) -> list[Camera]:
             K, R_cam, C_cam, width, height = cams[camera_id]
             R_pose, C_pose = poses[pose_id]
         except IndexError:
-            raise InputError(f"{path}: image {basename} refers to platform {platform_id}, camera {camera_id}, "
+            raise InputError(f"{path}: image {basename!r} refers to platform {platform_id}, camera {camera_id}, "
                              f"pose {pose_id}, which do not exist") from None
         if width == 0 or height == 0:
-            raise InputError(f"{path}: camera of image {basename} has normalized intrinsics without a resolution; "
+            raise InputError(f"{path}: camera of image {basename!r} has normalized intrinsics without a resolution; "
                              "export the scene with image sizes (OpenMVS interface version >= 1)")
         K = K.copy()
         K[0, 2] += 0.5
         K[1, 2] += 0.5
-        R = R_cam @ R_pose
-        C = R_pose.T @ C_cam + C_pose
-        cameras.append(Camera(K, R, -R @ C, width, height, basename))
+        with np.errstate(all="ignore"):  # huge values overflow; checked_camera refuses the result
+            R = R_cam @ R_pose
+            C = R_pose.T @ C_cam + C_pose
+            t = -R @ C
+        cameras.append(checked_camera(path, K, R, t, width, height, basename))
     if unposed:
         warnings.warn(f"{path}: skipped {len(unposed)} images without a pose: {', '.join(unposed)}", stacklevel=2)
     if not cameras:
