@@ -8,6 +8,7 @@ and point the loader at the undistorted workspace (its ``sparse/`` and ``images/
 
 from __future__ import annotations
 
+import struct
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,86 @@ __all__ = ["PINHOLE_MODELS", "read_colmap_cameras", "load_colmap_scene"]
 
 PINHOLE_MODELS = ("PINHOLE", "SIMPLE_PINHOLE")
 """COLMAP camera models without lens distortion, the only ones rendered directly."""
+
+
+# Parameters per camera model id, as COLMAP's camera_models.h numbers them (ids are never reused).
+_NUM_PARAMS = {0: 3, 1: 4, 2: 4, 3: 5, 4: 8, 5: 8, 6: 12, 7: 5, 8: 4, 9: 5, 10: 12, 11: 16, 12: 4, 13: 5,
+               14: 3, 15: 4, 16: 6, 17: 2}
+
+
+class _Cursor:
+    """Walks the records of a COLMAP ``.bin`` file, refusing any that would run past its end."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.raw, self.pos = path, path.read_bytes(), 0
+
+    def skip(self, nbytes: int) -> None:
+        if nbytes > len(self.raw) - self.pos:
+            raise InputError(f"{self.path}: file is truncated or corrupt (a record of {nbytes} bytes at byte "
+                             f"{self.pos} runs past its end at {len(self.raw)})")
+        self.pos += nbytes
+
+    def read(self, fmt: str) -> int:
+        """One little-endian integer of struct format ``fmt``."""
+        self.skip(struct.calcsize(fmt))
+        return struct.unpack_from("<" + fmt, self.raw, self.pos - struct.calcsize(fmt))[0]
+
+    def count(self, fmt: str, record_bytes: int) -> int:
+        """A record count, refused when that many records of at least ``record_bytes`` cannot fit."""
+        at = self.pos
+        n = self.read(fmt)
+        if n * record_bytes > len(self.raw) - self.pos:
+            raise InputError(f"{self.path}: file is truncated or corrupt (the count at byte {at} declares {n} "
+                             f"records of at least {record_bytes} bytes; {len(self.raw) - self.pos} bytes remain)")
+        return n
+
+
+def _check_binary_model(model_dir: Path) -> None:
+    """Walk the binary model files of ``model_dir`` (those present) and refuse a truncated or corrupt one.
+
+    COLMAP's binary readers do not test for the end of the file: past it they keep reading counts
+    from garbage, and an image name without its terminating zero is read forever, so a damaged
+    ``.bin`` file would hang the reader instead of failing. The layouts are those of COLMAP's
+    ``reconstruction_io_binary.cc`` (little-endian; counts are uint64 unless noted).
+    """
+    if (path := model_dir / "rigs.bin").is_file():
+        c = _Cursor(path)
+        for _ in range(c.count("Q", 8)):
+            c.skip(4)  # rig id
+            sensors = c.read("I")
+            if sensors > 0:
+                c.skip(8)  # reference sensor (type, id)
+            for _ in range(max(sensors - 1, 0)):
+                c.skip(8)  # sensor (type, id)
+                if c.read("B"):
+                    c.skip(56)  # sensor_from_rig: quaternion and translation
+    if (path := model_dir / "cameras.bin").is_file():
+        c = _Cursor(path)
+        for _ in range(c.count("Q", 24)):
+            c.skip(4)  # camera id
+            model = struct.unpack("<i", struct.pack("<I", c.read("I")))[0]
+            if model not in _NUM_PARAMS:
+                raise InputError(f"{path}: unknown camera model id {model} (file corrupt, or from a newer COLMAP)")
+            c.skip(16 + 8 * _NUM_PARAMS[model])  # width, height, parameters
+    if (path := model_dir / "frames.bin").is_file():
+        c = _Cursor(path)
+        for _ in range(c.count("Q", 68)):
+            c.skip(64)  # frame id, rig id, rig_from_world
+            c.skip(16 * c.count("I", 16))  # data ids: sensor type, sensor id, uint64 id
+    if (path := model_dir / "images.bin").is_file():
+        c = _Cursor(path)
+        for _ in range(c.count("Q", 73)):
+            c.skip(64)  # image id, cam_from_world, camera id
+            end = c.raw.find(b"\0", c.pos)
+            if end < 0:
+                raise InputError(f"{path}: file is truncated or corrupt (an image name at byte {c.pos} never ends)")
+            c.pos = end + 1
+            c.skip(24 * c.count("Q", 24))  # points2D: x, y, point3D id
+    if (path := model_dir / "points3D.bin").is_file():
+        c = _Cursor(path)
+        for _ in range(c.count("Q", 51)):
+            c.skip(43)  # id, xyz, rgb, error
+            c.skip(8 * c.count("Q", 8))  # track: image id, point2D index (uint32 each)
 
 
 def _model_name(camera) -> str:
@@ -47,7 +128,9 @@ def read_colmap_cameras(model_dir: str | Path) -> list[Camera]:
         name (the photo's path relative to the images folder). Images without a pose are skipped
         with a warning.
     Raises:
-        InputError: missing or unreadable model, a camera model with lens distortion, no posed image.
+        InputError: missing, unreadable, truncated or corrupt model (binary files are walked first: COLMAP's
+            reader would hang on them), a camera model with lens distortion, a camera with impossible
+            values (:func:`rrd_pipeline.loaders._camera.checked_camera`), no posed image.
     """
     import pycolmap  # heavy import, only for COLMAP users
 
@@ -57,6 +140,7 @@ def read_colmap_cameras(model_dir: str | Path) -> list[Camera]:
     for stem in ("cameras", "images"):
         if not any((model_dir / f"{stem}{ext}").is_file() for ext in (".bin", ".txt")):
             raise InputError(f"{model_dir}: not a COLMAP sparse model (no {stem}.bin or {stem}.txt)")
+    _check_binary_model(model_dir)
     try:
         rec = pycolmap.Reconstruction(str(model_dir))
     except Exception as err:  # pycolmap raises ValueError/RuntimeError with COLMAP's own text
