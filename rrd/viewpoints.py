@@ -117,7 +117,7 @@ def orbit_cameras(bbox: np.ndarray, n: int = ORBIT_COUNT, size: int = ORBIT_SIZE
 # --- Generated viewpoints: every used texel seen at its native resolution (a mesh without cameras) ---------
 #
 # Tuned on the demo scene and the concave test meshes of tests/test_texel_cameras.py.
-_GENERATED_FOV_DEG = 50.0
+_GENERATED_FOV_DEG = 40.0
 """Field of view a patch is framed in when the space in front of it is free: narrow enough that the
 texel density varies little across the image, wide enough to keep the camera close to its patch."""
 _CLOSE_FOV_DEG = 90.0
@@ -125,18 +125,30 @@ _CLOSE_FOV_DEG = 90.0
 _NORMAL_BINS = 20
 """Normal directions faces are first grouped by (a Fibonacci sphere): every normal is within 35 degrees
 of one of them, so a patch's camera never sees its faces at a grazing angle."""
+_SMOOTHING_TEXELS = 128.0
+"""Width of the cells, in (median) texels, over which normals are averaged to group faces into patches."""
 _DENSITY_MARGIN = 1.15
 """Planned pixels per texel along each image axis: 1 plus headroom for the faces' edges, where the
 samples of a 1-pixel-per-texel view can fall just short of the texels a chart's border overlaps."""
+_DENSITY_QUANTILE = 0.9
+"""A patch's focal length serves this share of its texels (weighted by texel area); the few finer ones
+(UV charts squeezed on the surface, faces steep to the view) are left to the next round's own views."""
 _FREE_SPACE = 0.8
 """A camera stays within this share of the free distance in front of its patch's centre."""
 _PAD_PX = 2
 """Pixels of margin around a patch's projection."""
 _MIN_COS = 0.1
 """Rays meeting a face's plane more obliquely than this cosine are taken at this cosine (84 degrees)."""
-_MIN_FILL = 0.25
+_MIN_FILL = 0.35
 """A patch whose triangles would cover less of its image than this share is cut (its faces are scattered)."""
+_SPARSE_PIXELS = 512 * 512
+"""Images smaller than this are not cut for being sparse: another camera costs about as much to render."""
+_MIN_PATCH_TEXELS = 64.0 * 64.0
+"""The first round plans no patch of fewer texels than this: such scraps of scattered faces are mostly
+seen by their neighbours' views, and the next rounds plan for those that are not."""
 _MIN_PIECE_TEXELS = 2.0
+_MIN_ROOM_TEXELS = 16.0
+"""A triangle is cut to fit the free space in front of it only where pieces this wide (texels) would fit."""
 """A triangle is cut into smaller pieces only while its longest edge spans more texels than this."""
 
 
@@ -286,7 +298,7 @@ def texel_cameras(mesh: TexturedMesh, atlas: Atlas, *, max_side: int = 2048, max
     planned: list[Camera] = []
     reads: list[np.ndarray] = []                      # per camera, the used texels it reads natively
     for round_ in range(max_rounds + 1):
-        new = _plan(geometry, faces, limit)
+        new = _plan(geometry, faces, limit, _MIN_PATCH_TEXELS if round_ == 0 and max_rounds else 0.0)
         planned += [camera for camera, _, _ in new]
         for index in _native_reads(mesh, atlas, [camera for camera, _, _ in new], backend):
             reads.append(index[used[index]])
@@ -301,9 +313,25 @@ def texel_cameras(mesh: TexturedMesh, atlas: Atlas, *, max_side: int = 2048, max
     return [replace(camera, name=f"gen_{i:03d}") for i, camera in enumerate(kept)]
 
 
-def _by_normal(normals: np.ndarray, faces: np.ndarray) -> list[np.ndarray]:
-    """The faces grouped by the nearest of :data:`_NORMAL_BINS` directions to their normal."""
-    bins = np.argmax(normals[faces] @ fibonacci_sphere(_NORMAL_BINS).T, axis=1)
+def _by_normal(geometry: "_Geometry", faces: np.ndarray) -> list[np.ndarray]:
+    """The faces grouped by the nearest of :data:`_NORMAL_BINS` directions to their smoothed normal.
+
+    A face's smoothed normal is the area-weighted mean normal of the faces whose centroids share its cell
+    of a grid :data:`_SMOOTHING_TEXELS` texels wide, where its own normal is within 60 degrees of that
+    mean (elsewhere its own): the bumps of a reconstructed wall then join the wall's patch."""
+    corners = geometry.corners[faces]
+    weighted = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])   # normal x 2 area
+    centroids = corners.mean(axis=1)
+    cell_size = _SMOOTHING_TEXELS * float(np.median(1.0 / np.linalg.norm(geometry.jacobian[faces], 2, axis=(1, 2))))
+    _, cell = np.unique(np.floor((centroids - centroids.min(axis=0)) / cell_size).astype(np.int64), axis=0,
+                        return_inverse=True)
+    cell = cell.reshape(-1)
+    mean = np.stack([np.bincount(cell, weighted[:, k]) for k in range(3)], axis=1)[cell]
+    length = np.linalg.norm(mean, axis=1, keepdims=True)
+    mean = np.divide(mean, length, out=np.zeros_like(mean), where=length > 0)
+    own = geometry.normals[faces]
+    smooth = np.where((np.einsum("fi,fi->f", own, mean) >= 0.5)[:, None], mean, own)
+    bins = np.argmax(smooth @ fibonacci_sphere(_NORMAL_BINS).T, axis=1)
     return [faces[bins == b] for b in np.unique(bins)]
 
 
@@ -317,7 +345,8 @@ class _Geometry:
     max_side: int
 
 
-def _plan(geometry: _Geometry, faces: np.ndarray, limit: np.ndarray) -> list[tuple[Camera, np.ndarray, float]]:
+def _plan(geometry: _Geometry, faces: np.ndarray, limit: np.ndarray,
+          min_texels: float = 0.0) -> list[tuple[Camera, np.ndarray, float]]:
     """Cameras for ``faces``, grouped by normal and cut until each patch fits its camera (texel_cameras, 1-4).
 
     A patch is a set of triangles, each a face or a part of one: ``(corners (P, 3, 3), owner faces (P,))``.
@@ -325,13 +354,16 @@ def _plan(geometry: _Geometry, faces: np.ndarray, limit: np.ndarray) -> list[tup
     Args:
         faces: (K,) face indices.
         limit: (F,) widest patch, world units, that may hold each face.
+        min_texels: patches cut down to fewer texels than this are left out (to the next round).
     Returns:
         Per camera: the camera, its patch's faces, and its patch's width across the line of sight.
     """
-    queue = [(geometry.corners[group], group) for group in _by_normal(geometry.normals, faces)]
+    queue = [(geometry.corners[group], group) for group in _by_normal(geometry, faces)]
     cameras = []
     while queue:
         pieces, owner = queue.pop(0)
+        if _texel_areas(geometry, pieces, owner).sum() < min_texels:
+            continue
         camera, axis, extent, why = _patch_camera(geometry, pieces, owner)
         if why is None and extent > limit[owner].min():
             why = "limit"
@@ -340,7 +372,7 @@ def _plan(geometry: _Geometry, faces: np.ndarray, limit: np.ndarray) -> list[tup
             halves = np.sort(order[:len(order) // 2]), np.sort(order[len(order) // 2:])
             queue += [(pieces[half], owner[half]) for half in halves]
             continue
-        if why in ("size", "limit") and _texel_length(geometry, pieces[0], owner[0]) > _MIN_PIECE_TEXELS:
+        if why in ("size", "free") and _texel_length(geometry, pieces[0], owner[0]) > _MIN_PIECE_TEXELS:
             mid = 0.5 * (pieces[0] + np.roll(pieces[0], -1, axis=0))     # midpoints of edges 01, 12, 20
             quarters = np.stack([[pieces[0][0], mid[0], mid[2]], [mid[0], pieces[0][1], mid[1]],
                                  [mid[2], mid[1], pieces[0][2]], [mid[0], mid[1], mid[2]]])
@@ -384,16 +416,22 @@ def _patch_camera(geometry: _Geometry, pieces: np.ndarray, owner: np.ndarray,
     a, b, h = (points - centre) @ right, (points - centre) @ down, (points - centre) @ normal
     half_width = np.maximum(np.abs(a), np.abs(b))
     distance = float(np.max(h + half_width / np.tan(np.radians(_GENERATED_FOV_DEG) / 2.0)))
-    free = _FREE_SPACE * _free_distance(geometry.corners, owner, centre, normal)
+    # The free space starts at the patch's highest point: the patch's own relief is not an obstacle.
+    top = float(h.max())
+    free = top + _FREE_SPACE * _free_distance(geometry.corners, owner, centre + top * normal, normal)
     if free < distance:
         close = float(np.max(h + half_width / np.tan(np.radians(_CLOSE_FOV_DEG) / 2.0)))
-        if close > free and not force:
+        stretch = np.linalg.norm(geometry.jacobian[owner[0]], 2)
+        room = 2.0 * (free - top) * np.tan(np.radians(_CLOSE_FOV_DEG) / 2.0) * stretch   # texels
+        if close > free and not force and (len(owner) > 1 or room >= _MIN_ROOM_TEXELS):
             return None, right, extent, "free"
-        distance = max(close, min(free, distance))  # forced: behind the next surface
+        distance = max(close, min(free, distance))  # where nothing fits: behind the next surface
     eye = centre + distance * normal
     R = np.stack([right, down, -normal])
     depth = distance - h                                                             # (3P,) camera z
-    focal = _DENSITY_MARGIN * float((depth * _corner_stretch(geometry, owner, points, eye, R)).max())
+    need = depth * _corner_stretch(geometry, owner, points, eye, R)                # (3P,) focal per corner
+    focal = _DENSITY_MARGIN * _weighted_quantile(need, np.repeat(_texel_areas(geometry, pieces, owner), 3),
+                                                 _DENSITY_QUANTILE)
     x, y = focal * a / depth, focal * b / depth
     span = max(np.ptp(x), np.ptp(y))
     if span + 2 * _PAD_PX > geometry.max_side:
@@ -408,9 +446,23 @@ def _patch_camera(geometry: _Geometry, pieces: np.ndarray, owner: np.ndarray,
     if not force and len(owner) > 1:
         projected = np.stack([x, y], axis=1).reshape(-1, 3, 2)
         e1, e2 = projected[:, 1] - projected[:, 0], projected[:, 2] - projected[:, 0]
-        if 0.5 * np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]).sum() < _MIN_FILL * width * height:
+        filled = 0.5 * np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]).sum()
+        if width * height > _SPARSE_PIXELS and filled < _MIN_FILL * width * height:
             return camera, right, extent, "sparse"
     return camera, right, extent, None
+
+
+def _texel_areas(geometry: _Geometry, pieces: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """(P,) texel area of each piece (a triangle on face ``owner``), texels."""
+    edges = np.stack([pieces[:, 1] - pieces[:, 0], pieces[:, 2] - pieces[:, 0]], axis=2)     # (P, 3, 2)
+    return 0.5 * np.abs(np.linalg.det(geometry.jacobian[owner] @ edges))
+
+
+def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    """The smallest value with at least ``q`` of the total weight at or below it."""
+    order = np.argsort(values, kind="stable")
+    cumulative = np.cumsum(weights[order])
+    return float(values[order][min(np.searchsorted(cumulative, q * cumulative[-1]), len(values) - 1)])
 
 
 def _patch_axes(points: np.ndarray, normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

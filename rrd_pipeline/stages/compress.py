@@ -13,7 +13,8 @@ One stage, so that the views are rasterized and folded once for the optimiser an
    with ``keep_lossless``, the optimised pages losslessly under ``lossless/``.
 
 ``compress.json``: ``bytes_in`` (the input's texture bytes: its page files, or the pages as PNG for a scene
-made in code, ``bytes_in_source`` says which), ``bytes_out`` (the published page bytes), ``psnr_db``,
+made in code, ``bytes_in_source`` says which), ``bytes_out`` (the published page bytes), ``psnr_db`` (rendering PSNR, the squared error pooled over every
+counted pixel of every view),
 ``baseline`` {``method``, ``bytes``, ``psnr_db``} (the padding with the fewest bytes at the same setting),
 ``baselines`` (every padding tried), the settings, views and timings.
 """
@@ -33,6 +34,7 @@ from PIL import Image
 from rrd.codec import code_atlas
 from rrd.errors import InputError
 from rrd.evaluate import build_evaluator
+from rrd.metrics import psnr_from_mse
 from rrd.padding import pad_pages
 from rrd.preprocess import prepare, preprocess
 from rrd.rate import get_rate_model
@@ -98,6 +100,16 @@ def _input_bytes(scene: Scene) -> tuple[int, str]:
     return total, "png"
 
 
+def _pooled_psnr(evaluator, tiles: np.ndarray) -> float:
+    """Rendering PSNR (dB) of the squared error pooled over every counted pixel of every view: with many
+    generated views, some see so little that their own PSNR is infinite, which would make a mean of
+    per-view PSNRs infinite too."""
+    quality = evaluator.quality(tiles)
+    counts = np.array([v.n_counted for v in evaluator.views], dtype=np.float64)
+    mse = np.array([10.0 ** (-q.psnr_db / 10.0) for q in quality.views])
+    return psnr_from_mse(float((mse * counts).sum() / counts.sum()))
+
+
 def summary_line(record: dict[str, Any]) -> str:
     """The result in plain words: ``texture 2.9 MB -> 0.41 MB, 36.2 dB; padding alone ...``."""
     base = record["baseline"]
@@ -151,8 +163,8 @@ def compress_stage(ctx: StageContext, params: CompressParams, scene: Scene) -> d
     for method in BASELINES:
         padded = code_atlas(codec, pad_pages(scene.atlas.tiles, problem.keep, method, sizes), param, sizes)
         baselines[method] = {"method": method, "bytes": padded.nbytes,
-                             "psnr_db": evaluator.quality(padded.decoded).psnr_db}
-    psnr = evaluator.quality(coded.decoded).psnr_db
+                             "psnr_db": _pooled_psnr(evaluator, padded.decoded)}
+    psnr = _pooled_psnr(evaluator, coded.decoded)
     times["measure_s"] = time.perf_counter() - t2
 
     name = params.name or scene.name
